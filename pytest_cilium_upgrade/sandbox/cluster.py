@@ -1,0 +1,505 @@
+"""Bring the sandbox up and down: kwokctl's binary runtime with our own binaries, loopback only.
+
+Layout of a sandbox work directory (nothing is written outside it and the cache)::
+
+    <workdir>/kwokctl.yaml      the KwokctlConfiguration we pass with -c
+    <workdir>/kubeconfig        admin kubeconfig of the sandbox (the user's is never touched)
+    <workdir>/kwok/             KWOK_WORKDIR: kwokctl's cluster state, pids and component logs
+    <workdir>/logs/             pod log files served through the API (kwok Logs objects)
+    <workdir>/bin/              kubectl and helm on the sandbox's PATH
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_cilium_upgrade.sandbox.build import KUBERNETES_VERSION, Binaries
+from pytest_cilium_upgrade.sandbox.errors import SandboxError
+from pytest_cilium_upgrade.sandbox.faults import FAULT_LABEL, ContainerLogs, PodFault
+from pytest_cilium_upgrade.sandbox.topology import Topology
+from pytest_cilium_upgrade.sandbox.watchdog import reap
+
+LOOPBACK = "127.0.0.1"
+CLUSTER_NAME = "sandbox"
+# CRDs served so that stages and pod logs can be changed while the sandbox runs
+ENABLED_CRDS = ("Stage", "Logs", "ClusterLogs")
+Progress = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Listener:
+    pid: int
+    process: str
+    address: str
+    port: int
+
+
+class Sandbox:
+    """One sandbox cluster living in ``workdir``."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        binaries: Binaries,
+        topology: Topology,
+        *,
+        apiserver_port: int | None = None,
+        progress: Progress = _stderr,
+    ) -> None:
+        self.workdir = workdir.resolve()
+        self.binaries = binaries
+        self.topology = topology
+        self.apiserver_port = apiserver_port
+        self.progress = progress
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.kwok_workdir = self.workdir / "kwok"
+        self.logs_dir = self.workdir / "logs"
+        self.bin_dir = self.workdir / "bin"
+
+    # ------------------------------------------------------------------ paths and env
+    @property
+    def cluster_dir(self) -> Path:
+        return self.kwok_workdir / "clusters" / CLUSTER_NAME
+
+    @property
+    def component_logs_dir(self) -> Path:
+        return self.cluster_dir / "logs"
+
+    def env(self) -> dict[str, str]:
+        """Environment for commands run against the sandbox: our PATH and kubeconfig."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("KWOK_", "KUBECONFIG", "HELM_"))
+        }
+        env["PATH"] = os.pathsep.join([str(self.bin_dir), env.get("PATH", "")])
+        env["KWOK_WORKDIR"] = str(self.kwok_workdir)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        # Helm keeps its cache, config and data beside the sandbox, not in $HOME.
+        for var, sub in (
+            ("HELM_CACHE_HOME", "cache"),
+            ("HELM_CONFIG_HOME", "config"),
+            ("HELM_DATA_HOME", "data"),
+        ):
+            env[var] = str(self.workdir / "helm" / sub)
+        return env
+
+    # ------------------------------------------------------------------ commands
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input_text: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            list(argv),
+            env=self.env(),
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            detail = proc.stderr.strip()[-2000:]
+            raise SandboxError(f"`{' '.join(argv[:4])} ...` exited {proc.returncode}: {detail}")
+        return proc
+
+    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
+        return self.run(
+            [str(self.binaries.kubectl), *args], input_text=input_text, check=check
+        ).stdout
+
+    def apply(self, objects: Sequence[Mapping[str, Any]]) -> None:
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-",
+            input_text=yaml.safe_dump_all(list(objects)),
+        )
+
+    def helm(self, major: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if major not in (3, 4):
+            raise SandboxError(f"helm major version must be 3 or 4, not {major}")
+        binary = self.binaries.helm3 if major == 3 else self.binaries.helm4
+        return self.run([str(binary), *args], check=check, timeout=300)
+
+    # ------------------------------------------------------------------ up / down
+    def kwokctl_config(self, port: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": {
+                "runtime": "binary",
+                "bindAddress": LOOPBACK,
+                "kubeApiserverPort": port,
+                "kubeVersion": KUBERNETES_VERSION,
+                "enableCRDs": list(ENABLED_CRDS),
+                "quietPull": True,
+            },
+            "componentsPatches": [
+                {
+                    "name": "kube-apiserver",
+                    "extraArgs": [
+                        {"key": "advertise-address", "value": LOOPBACK},
+                        {"key": "endpoint-reconciler-type", "value": "none"},
+                    ],
+                },
+            ],
+        }
+
+    def _prepare_workdir(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for d in (self.logs_dir, self.bin_dir):
+            d.mkdir(exist_ok=True)
+        links = {
+            "kubectl": self.binaries.kubectl,
+            "helm": self.binaries.helm3,
+            "helm3": self.binaries.helm3,
+            "helm4": self.binaries.helm4,
+        }
+        for name, target in links.items():
+            link = self.bin_dir / name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(target)
+
+    def up(self, timeout: float = 180) -> None:
+        """Start the control plane, install our stages and nodes, wait for all nodes Ready."""
+        started = time.monotonic()
+        for name, path in self.binaries.all().items():
+            if not path.is_file():
+                raise SandboxError(f"sandbox binary {name} missing at {path}; build it first")
+        if self.is_running():
+            self.progress(f"a sandbox is already running in {self.workdir}; taking it down first")
+            self.down()
+        self._prepare_workdir()
+        port = self.apiserver_port or free_port()
+        if port_in_use(port):
+            raise SandboxError(
+                f"cannot start the sandbox: port {port} on {LOOPBACK} (kube-apiserver) is in use"
+            )
+        config_path = self.workdir / "kwokctl.yaml"
+        config_path.write_text(yaml.safe_dump(self.kwokctl_config(port), sort_keys=False))
+        b = self.binaries
+        argv = [
+            str(b.kwokctl), "create", "cluster",
+            "--name", CLUSTER_NAME,
+            "--config", str(config_path),
+            "--kubeconfig", "",
+            "--etcd-binary", str(b.etcd),
+            "--kube-apiserver-binary", str(b.kube_apiserver),
+            "--kube-controller-manager-binary", str(b.kube_controller_manager),
+            "--kube-scheduler-binary", str(b.kube_scheduler),
+            "--kwok-controller-binary", str(b.kwok),
+            "--wait", f"{int(timeout)}s",
+        ]
+        self.progress(f"starting the sandbox control plane in {self.workdir} (apiserver :{port})")
+        try:
+            self._create_cluster(argv, deadline=started + timeout)
+            kubeconfig = self.run(
+                [str(b.kwokctl), "get", "kubeconfig", "--name", CLUSTER_NAME]
+            ).stdout
+            self.kubeconfig.write_text(kubeconfig)
+            self.kubeconfig.chmod(0o600)
+            self._check_components_alive()
+            self.apply(list(yaml.safe_load_all(_data("stages.yaml"))))
+            self.apply([node.manifest() for node in self.topology.nodes])
+            self.wait_nodes_ready(timeout=max(30.0, timeout - (time.monotonic() - started)))
+        except BaseException:
+            self.progress("sandbox start-up failed; stopping what was started")
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
+        self.progress(
+            f"sandbox up in {time.monotonic() - started:.1f}s: "
+            f"{len(self.topology.nodes)} nodes Ready; KUBECONFIG={self.kubeconfig}"
+        )
+
+    def wait_nodes_ready(self, timeout: float) -> None:
+        """Watch the nodes until each is Ready and carries exactly its topology taints.
+
+        A new node first gets ``node.kubernetes.io/not-ready`` from the node lifecycle
+        controller; tests must not see that transient taint, so Ready is not enough.
+        """
+        from kubernetes import client, config, watch
+
+        want = {n.name: sorted(str(t) for t in n.taints) for n in self.topology.nodes}
+        api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        core = client.CoreV1Api(api)
+        pending = set(want)
+        last: dict[str, str] = {}
+        stream = watch.Watch()
+        try:
+            for event in stream.stream(core.list_node, timeout_seconds=max(1, int(timeout))):
+                node = event["object"]
+                name = node.metadata.name
+                if name not in want:
+                    continue
+                ready = any(
+                    c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
+                )
+                taints = sorted(
+                    f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}"
+                    for t in node.spec.taints or []
+                )
+                if ready and taints == want[name]:
+                    pending.discard(name)
+                else:
+                    pending.add(name)
+                    last[name] = f"ready={ready} taints={taints}"
+                if not pending:
+                    return
+        finally:
+            stream.stop()
+            api.close()
+        detail = "; ".join(f"{n}: {last.get(n, 'not seen')}" for n in sorted(pending))
+        raise SandboxError(
+            f"sandbox nodes not Ready with their taints within {timeout:.0f}s ({detail}); "
+            f"kwok-controller log: {self.component_logs_dir / 'kwok-controller.log'}"
+        )
+
+    def _create_cluster(self, argv: Sequence[str], deadline: float) -> None:
+        """Run ``kwokctl create cluster``, failing fast when a component dies.
+
+        kwokctl keeps waiting for the apiserver even when etcd has exited, so we
+        supervise it: a component whose pid file names a dead process, or the
+        deadline passing, ends the start-up with a message naming the culprit.
+        """
+        log = self.workdir / "kwokctl-create.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                list(argv), env=self.env(), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        try:
+            while True:
+                try:
+                    returncode = proc.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                dead = [name for name, pid in self.pids().items() if not _alive(pid)]
+                if dead:
+                    raise SandboxError(self._startup_failure(
+                        f"component {', '.join(dead)} exited during start-up"))
+                if time.monotonic() > deadline:
+                    raise SandboxError(self._startup_failure(
+                        "start-up deadline passed before the control plane was ready"))
+            if returncode != 0:
+                raise SandboxError(self._startup_failure(f"kwokctl exited {returncode}"))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def _startup_failure(self, reason: str) -> str:
+        """Say which component failed and where its log is, from kwokctl's JSON log."""
+        log = self.workdir / "kwokctl-create.log"
+        output = log.read_text(errors="replace") if log.is_file() else ""
+        errors = []
+        for line in output.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                if line.strip():
+                    errors.append(line.strip())
+                continue
+            if isinstance(entry, dict) and entry.get("level") in ("ERROR", "WARN"):
+                errors.append(" ".join(str(entry[k]) for k in ("msg", "err") if k in entry))
+        lines = [f"the sandbox did not start: {reason}"]
+        lines += [f"  {e.strip()[-600:]}" for e in errors[-5:]] or ["  (no error logged)"]
+        for component_log in sorted(self.component_logs_dir.glob("*.log")):
+            tail = component_log.read_text(errors="replace").strip().splitlines()[-3:]
+            if tail:
+                lines.append(f"  {component_log.stem} log {component_log}, last lines:")
+                lines += [f"    {t[-300:]}" for t in tail]
+        lines.append(f"  kwokctl log: {log}")
+        return "\n".join(lines)
+
+    def _check_components_alive(self) -> None:
+        dead = [name for name, pid in self.pids().items() if not _alive(pid)]
+        if dead:
+            logs = ", ".join(str(self.component_logs_dir / f"{n}.log") for n in dead)
+            raise SandboxError(f"sandbox component(s) died during start-up: {', '.join(dead)}; "
+                               f"see {logs}")
+
+    def pids(self) -> dict[str, int]:
+        """Component name -> pid, from kwokctl's pid files."""
+        pids: dict[str, int] = {}
+        for pid_file in sorted((self.cluster_dir / "pids").glob("*.pid")):
+            with contextlib.suppress(ValueError, OSError):
+                pids[pid_file.stem] = int(pid_file.read_text().strip())
+        return pids
+
+    def is_running(self) -> bool:
+        return any(_alive(pid) for pid in self.pids().values())
+
+    def down(self, timeout: float = 60) -> None:
+        """Stop every component and remove kwokctl's state; the work dir stays for its logs."""
+        if self.cluster_dir.exists() and self.binaries.kwokctl.is_file():
+            self.run(
+                [str(self.binaries.kwokctl), "delete", "cluster", "--name", CLUSTER_NAME,
+                 "--kubeconfig", ""],
+                check=False,
+                timeout=timeout,
+            )
+        # Whatever kwokctl left behind (e.g. after its own crash) is ended here.
+        for pid in self.pids().values():
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        reap(self.kwok_workdir)
+        if self.cluster_dir.exists():
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
+        self.kubeconfig.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ inspection
+    def listeners(self) -> list[Listener]:
+        """Every TCP listening socket held by a sandbox process (from /proc, no tools)."""
+        pids = {pid: name for name, pid in self.pids().items() if _alive(pid)}
+        inodes: dict[str, int] = {}
+        for pid in pids:
+            fd_dir = Path(f"/proc/{pid}/fd")
+            with contextlib.suppress(OSError):
+                for fd in fd_dir.iterdir():
+                    with contextlib.suppress(OSError):
+                        target = os.readlink(fd)
+                        if target.startswith("socket:["):
+                            inodes[target[8:-1]] = pid
+        found: list[Listener] = []
+        for table, family in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 6)):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state != "0A" or inode not in inodes:  # 0A = LISTEN
+                        continue
+                    addr_hex, port_hex = local.split(":")
+                    pid = inodes[inode]
+                    found.append(
+                        Listener(pid, pids[pid], _decode_addr(addr_hex, family), int(port_hex, 16))
+                    )
+        return found
+
+    # ------------------------------------------------------------------ faults and logs
+    def add_fault(self, fault: PodFault) -> str:
+        """Make the pods that ``fault`` selects fail; returns the Stage's name.
+
+        kwok applies stages on pod events, so pods that already exist are touched
+        (annotated) to have the new stage considered for them too.
+        """
+        self.apply([fault.stage()])
+        scope = ["-n", fault.namespace] if fault.namespace else ["--all-namespaces"]
+        selector = ",".join(f"{k}={v}" for k, v in fault.labels.items())
+        self.kubectl(
+            "annotate", "pods", *scope, *(["-l", selector] if selector else ["--all"]),
+            "--overwrite", f"{FAULT_LABEL}-applied={fault.name()}",
+        )
+        return fault.name()
+
+    def set_logs(self, logs: ContainerLogs) -> str:
+        """Serve ``logs`` for a container of the chosen pods; returns the ClusterLogs name."""
+        self.apply([logs.write(self.logs_dir)])
+        return logs.name()
+
+    def clear_faults(self) -> None:
+        """Remove every fault stage and log source (pods already failed stay as they are)."""
+        self.kubectl(
+            "delete", "stages.kwok.x-k8s.io,clusterlogs.kwok.x-k8s.io",
+            "-l", f"{FAULT_LABEL}=true", "--ignore-not-found", "--wait=false",
+        )
+
+    def server_version(self) -> str:
+        info = json.loads(self.kubectl("version", "-o", "json"))
+        version: str = info["serverVersion"]["gitVersion"]
+        return version
+
+
+def _decode_addr(hex_addr: str, family: int) -> str:
+    raw = bytes.fromhex(hex_addr)
+    if family == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    # /proc stores IPv6 as four little-endian 32-bit words
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is not alive
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _data(name: str) -> str:
+    return resources.files("pytest_cilium_upgrade.sandbox").joinpath("data", name).read_text()
+
+
+@contextlib.contextmanager
+def running(sandbox: Sandbox, timeout: float = 180) -> Iterator[Sandbox]:
+    sandbox.up(timeout=timeout)
+    try:
+        yield sandbox
+    finally:
+        sandbox.down()
+
+
+@contextlib.contextmanager
+def guarded(sandbox: Sandbox, timeout: float = 180) -> Iterator[Sandbox]:
+    """Like :func:`running`, plus a watchdog that stops the sandbox if this process dies."""
+    sandbox.kwok_workdir.mkdir(parents=True, exist_ok=True)
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "pytest_cilium_upgrade.sandbox.watchdog",
+         str(os.getpid()), str(sandbox.kwok_workdir)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        with running(sandbox, timeout=timeout):
+            yield sandbox
+    finally:
+        watchdog.terminate()
+        watchdog.wait(timeout=10)
