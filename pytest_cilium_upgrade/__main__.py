@@ -1,0 +1,3 @@
+from pytest_cilium_upgrade.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""Command line of pytest-cilium-upgrade: the sandbox and the offline demo.
+
+    pytest-cilium-upgrade sandbox build        build (or find cached) the sandbox binaries
+    pytest-cilium-upgrade sandbox up           start the sandbox from kind-config.yaml
+    pytest-cilium-upgrade sandbox down         stop it
+    pytest-cilium-upgrade sandbox env          print the shell exports to use it
+    pytest-cilium-upgrade demo                 up, install a stand-in Cilium, show it, down
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pytest_cilium_upgrade.sandbox.build import Builder, default_cache_dir
+from pytest_cilium_upgrade.sandbox.cluster import Sandbox
+from pytest_cilium_upgrade.sandbox.errors import SandboxError
+from pytest_cilium_upgrade.sandbox.topology import Taint, build_topology
+
+
+def _parse_taint(text: str) -> tuple[str, Taint]:
+    target, sep, taint = text.partition("=")
+    if not sep or not target:
+        raise argparse.ArgumentTypeError(
+            f"--taint {text!r}: expected NODE=key[=value]:Effect "
+            "(NODE is a node name, or control-plane / worker for all nodes of that role)"
+        )
+    try:
+        return target, Taint.parse(taint, source=f"--taint {text!r}")
+    except SandboxError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _add_sandbox_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=default_cache_dir() / "sandbox",
+        help="sandbox work directory (default: %(default)s)",
+    )
+
+
+def _add_topology_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--topology",
+        type=Path,
+        default=Path("kind-config.yaml"),
+        help="kind cluster config giving node names, labels and taints (default: %(default)s)",
+    )
+    p.add_argument("--control-planes", type=int, help="number of control-plane nodes")
+    p.add_argument("--workers", type=int, help="number of worker nodes")
+    p.add_argument(
+        "--taint",
+        type=_parse_taint,
+        action="append",
+        default=[],
+        metavar="NODE=key[=value]:Effect",
+        help="add a taint to a node, or to every control-plane / worker node (repeatable)",
+    )
+    p.add_argument(
+        "--port", type=int, help="kube-apiserver port on 127.0.0.1 (default: a free one)"
+    )
+    p.add_argument("--timeout", type=float, default=180, help="start-up deadline in seconds")
+
+
+def _sandbox(args: argparse.Namespace, builder: Builder) -> Sandbox:
+    topology = build_topology(
+        args.topology,
+        control_planes=args.control_planes,
+        workers=args.workers,
+        extra_taints=args.taint,
+    )
+    return Sandbox(args.workdir, builder.ensure_all(), topology, apiserver_port=args.port)
+
+
+def _stopper(args: argparse.Namespace, builder: Builder) -> Sandbox:
+    """A Sandbox handle good enough to stop whatever runs in ``args.workdir``."""
+    from pytest_cilium_upgrade.sandbox.topology import Topology
+
+    return Sandbox(args.workdir, builder.binaries(), Topology("kind", ()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pytest-cilium-upgrade", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sandbox = sub.add_parser("sandbox", help="the local control plane")
+    sandbox_sub = sandbox.add_subparsers(dest="action", required=True)
+    sandbox_sub.add_parser("build", help="build or find the cached binaries")
+    up = sandbox_sub.add_parser("up", help="start the sandbox")
+    _add_sandbox_options(up)
+    _add_topology_options(up)
+    for action in ("down", "env", "status"):
+        _add_sandbox_options(sandbox_sub.add_parser(action))
+    demo = sub.add_parser("demo", help="the offline demo on a fresh sandbox")
+    _add_sandbox_options(demo)
+    _add_topology_options(demo)
+    demo.add_argument("--charts", type=Path, default=Path("tests/charts"),
+                      help="directory of the stand-in Cilium charts (default: %(default)s)")
+    demo.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    args = parser.parse_args(argv)
+
+    builder = Builder()
+    try:
+        if args.command == "sandbox":
+            if args.action == "build":
+                for name, path in builder.ensure_all().all().items():
+                    print(f"{name:24} {path}")
+            elif args.action == "up":
+                _sandbox(args, builder).up(timeout=args.timeout)
+                print(_exports(args.workdir))
+            elif args.action == "down":
+                _stopper(args, builder).down()
+                print(f"sandbox in {args.workdir} stopped")
+            elif args.action == "env":
+                print(_exports(args.workdir))
+            elif args.action == "status":
+                box = _stopper(args, builder)
+                state = "running" if box.is_running() else "stopped"
+                print(f"sandbox in {args.workdir}: {state}")
+                for name, pid in box.pids().items():
+                    print(f"  {name:26} pid {pid}")
+                return 0 if box.is_running() else 1
+        elif args.command == "demo":
+            from pytest_cilium_upgrade.sandbox.demo import run_demo
+
+            return run_demo(_sandbox(args, builder), args.charts, keep=args.keep,
+                            timeout=args.timeout)
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _exports(workdir: Path) -> str:
+    box_bin = workdir / "bin"
+    return (
+        f"export KUBECONFIG={shlex.quote(str(workdir / 'kubeconfig'))}\n"
+        f"export PATH={shlex.quote(str(box_bin))}:\"$PATH\""
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
