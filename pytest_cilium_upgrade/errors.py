@@ -1,0 +1,57 @@
+"""The gate's error hierarchy: adapters translate every failure into one of these, once.
+
+Messages are short and say what failed and where; raw API bodies are truncated and
+secrets are redacted before an error is raised.
+"""
+
+from __future__ import annotations
+
+
+class GateError(Exception):
+    """Base of every error the gate reports as a verdict rather than a traceback."""
+
+
+class ApiUnreachable(GateError):
+    """The Kubernetes API could not be reached (connection refused, DNS, TLS, timeout)."""
+
+
+class Forbidden(GateError):
+    """Our identity may not do ``verb`` on ``resource``."""
+
+    def __init__(self, verb: str, resource: str, namespace: str | None, message: str) -> None:
+        where = f" in namespace {namespace}" if namespace else ""
+        super().__init__(f"forbidden: cannot {verb} {resource}{where}: {message}")
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+
+
+class NotFound(GateError):
+    """A named object (or Helm release) does not exist."""
+
+
+class Timeout(GateError):
+    """A wait ran past its deadline."""
+
+
+class ApiError(GateError):
+    """Any other API failure, with the API's own Status message kept."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"API error {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+
+
+class HelmFailed(GateError):
+    """``helm`` exited non-zero; ``stderr`` is already redacted and truncated."""
+
+    def __init__(self, argv: list[str], exit_code: int, stderr: str) -> None:
+        super().__init__(f"`{' '.join(argv)}` exited {exit_code}: {stderr}")
+        self.argv = argv
+        self.exit_code = exit_code
+        self.stderr = stderr
+
+
+class HelmNotFound(GateError):
+    """No usable ``helm`` client (missing, or not Helm 3 or 4)."""
