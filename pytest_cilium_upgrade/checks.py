@@ -1369,6 +1369,11 @@ def run_check(
     """Run one check: SKIP if what it needs is unreachable, and redact its messages."""
     if spec.needs_cluster and snapshot.api_error:
         result = _skip("cluster unreachable (see cluster_reachable_and_access_allowed)")
+    elif spec.needs_cluster and snapshot.read_errors:
+        result = _skip(
+            f"cluster only partly readable ({snapshot.read_errors[0]}); "
+            "see cluster_reachable_and_access_allowed"
+        )
     elif spec.needs_helm and snapshot.helm_error:
         result = _skip("helm client unusable (see helm_client_supported)")
     else:

@@ -827,6 +827,8 @@ class ClusterSnapshot:
     values_snapshot: ValuesSnapshotFile | None = None
     live_values: Mapping[str, Any] | None = None
     target_render: ChartRender | None = None
+    # reads that failed although the API answered (e.g. a forbidden LIST)
+    read_errors: tuple[str, ...] = ()
 
     @classmethod
     def from_k8s_objects(cls, objects: Iterable[JSONDict], **fields: Any) -> ClusterSnapshot:

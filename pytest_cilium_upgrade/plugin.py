@@ -1,31 +1,43 @@
 """pytest entry point of pytest-cilium-upgrade.
 
-Without ``--cilium-upgrade`` the plugin registers its options and fixtures and does
-nothing else.
+Without ``--cilium-upgrade`` the plugin registers its options, marker, hook and
+fixtures and does nothing else. With it, the built-in checks are collected as items
+``cilium-upgrade::<phase>::<check>`` of a virtual file (no test file needed), so
+``--co``, ``-k``, ``-m`` and ``--deselect`` work on them like on any test.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from pytest_cilium_upgrade import checks, hookspecs, settings
+from pytest_cilium_upgrade.checks import CheckResult, CheckSpec, Status
+from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.model import ClusterSnapshot
+from pytest_cilium_upgrade.report import Row, markdown_summary
 from pytest_cilium_upgrade.sandbox.build import Builder
 from pytest_cilium_upgrade.sandbox.cluster import Sandbox, guarded
 from pytest_cilium_upgrade.sandbox.errors import SandboxError
 from pytest_cilium_upgrade.sandbox.topology import build_topology
+from pytest_cilium_upgrade.session import GateSession
+
+MARKER = "cilium_upgrade"
+VIRTUAL_FILE = "cilium-upgrade"
+PHASES = ("pre", "post")
+GATE_KEY = pytest.StashKey[GateSession]()
+ARGS_KEY = pytest.StashKey[list[Path]]()
+
+
+# ---------------------------------------------------------------------------- options
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("cilium-upgrade", "Cilium upgrade gate")
-    group.addoption(
-        "--cilium-upgrade",
-        action="store_true",
-        dest="cilium_upgrade",
-        default=False,
-        help="Collect and run the built-in Cilium upgrade checks.",
-    )
+    settings.register(parser)
+    group = parser.getgroup("cilium-upgrade")
     group.addoption(
         "--cilium-sandbox-topology",
         dest="cilium_sandbox_topology",
@@ -43,6 +55,241 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "Worker nodes of the cilium_sandbox fixture (default: as the kind config says).",
         default="",
     )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("cilium_upgrade", default=False))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(phase='pre'|'post'): a check of the Cilium upgrade gate, run in that phase "
+        "with the cilium_snapshot fixture; skipped unless --cilium-upgrade is given.",
+    )
+    if not _enabled(config):
+        return
+    resolved = settings.Settings.from_config(config)
+    config.stash[GATE_KEY] = GateSession(resolved)
+    # Collect the virtual file from the rootdir, and only the paths named on the
+    # command line besides it: testpaths (the project's own tests) are not the gate.
+    explicit: list[Path] = []
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        base = config.invocation_params.dir
+        explicit = [(base / a.split("::")[0]).resolve() for a in config.args]
+    config.stash[ARGS_KEY] = explicit
+    config.args = [*config.args, str(config.rootpath)] if explicit else [str(config.rootpath)]
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if not _enabled(config) or ARGS_KEY not in config.stash:
+        return None
+    path = collection_path.resolve()
+    if path == config.rootpath:
+        return None
+    for wanted in config.stash[ARGS_KEY]:
+        if path == wanted or wanted in path.parents or path in wanted.parents:
+            return None
+    return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    config = parent.config
+    if _enabled(config) and isinstance(parent, pytest.Session) and path == config.rootpath:
+        return GateRoot.from_parent(parent, path=path)
+    return None
+
+
+# ---------------------------------------------------------------------------- collection
+
+
+class GateRoot(pytest.Dir):  # type: ignore[misc]  # the documented way to add a virtual file
+    """The rootdir, with the virtual ``cilium-upgrade`` file in front of its contents."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        yield GateFile.from_parent(self, path=self.path / VIRTUAL_FILE)
+        yield from super().collect()
+
+
+class GateFile(pytest.File):
+    """The built-in checks, one collector per phase."""
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        gate = self.config.stash[GATE_KEY]
+        for phase in PHASES:
+            if gate.settings.phase in ("all", phase):
+                yield PhaseCollector.from_parent(self, name=phase)
+
+
+class PhaseCollector(pytest.Collector):
+    def collect(self) -> Iterator[pytest.Item]:
+        extra: list[CheckSpec] = []
+        for contributed in self.config.hook.pytest_cilium_upgrade_checks(config=self.config):
+            extra.extend(contributed or ())
+        # Duplicate ids are refused in pytest_collection_modifyitems: a UsageError
+        # raised here would only be reported as a collection error.
+        for spec in (*checks.checks_for_phase(self.name), *extra):  # type: ignore[arg-type]
+            if spec.phase != self.name:
+                continue
+            item = CheckItem.from_parent(self, name=spec.check_id, spec=spec)
+            item.add_marker(pytest.mark.cilium_upgrade(phase=self.name))
+            yield item
+
+
+class CheckFailed(Exception):
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.summary)
+        self.result = result
+
+
+class CheckItem(pytest.Item):
+    """One built-in (or contributed) check."""
+
+    def __init__(self, *, spec: CheckSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def runtest(self) -> None:
+        gate = self.config.stash[GATE_KEY]
+        result = gate.run(self.spec)
+        self.user_properties.extend(gate.properties(self.spec.phase).items())
+        self.user_properties.append(("verdict", f"{result.status.value}: {result.summary}"))
+        if result.details:
+            self.add_report_section("call", "details", "\n".join(result.details))
+        if result.status is Status.FAIL:
+            raise CheckFailed(result)
+        if result.status is Status.SKIP:
+            pytest.skip(result.summary)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str:
+        if isinstance(excinfo.value, CheckFailed):
+            result = excinfo.value.result
+            return "\n".join([result.summary, *(f"  {d}" for d in result.details)])
+        if isinstance(excinfo.value, GateError):
+            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{VIRTUAL_FILE}::{self.spec.node_id}: {self.spec.description}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marked user checks: skipped without the gate, narrowed by --cilium-phase with it."""
+    _refuse_duplicate_checks(items)
+    enabled = _enabled(config)
+    phase = config.stash[GATE_KEY].settings.phase if enabled else "all"
+    keep: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker(MARKER)
+        if marker is None or isinstance(item, CheckItem):
+            keep.append(item)
+            continue
+        item_phase = _marker_phase(item, marker)
+        if not enabled:
+            item.add_marker(pytest.mark.skip(reason="Cilium upgrade check: needs --cilium-upgrade"))
+        elif phase not in ("all", item_phase):
+            deselected.append(item)
+            continue
+        keep.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = keep
+
+
+def _refuse_duplicate_checks(items: list[pytest.Item]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, CheckItem):
+            continue
+        if item.nodeid in seen:
+            raise pytest.UsageError(
+                f"two checks named {item.spec.node_id}; check ids must be unique"
+            )
+        seen.add(item.nodeid)
+
+
+def _marker_phase(item: pytest.Item, marker: pytest.Mark) -> str:
+    phase = marker.kwargs.get("phase", marker.args[0] if marker.args else None)
+    if phase not in PHASES:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.{MARKER}(phase=...) must be 'pre' or 'post', "
+            f"not {phase!r}"
+        )
+    return str(phase)
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def cilium_snapshot(request: pytest.FixtureRequest) -> ClusterSnapshot:
+    """The snapshot of the marked phase (collected once per phase and shared)."""
+    config = request.config
+    if not _enabled(config):
+        pytest.skip("cilium_snapshot needs --cilium-upgrade")
+    marker = request.node.get_closest_marker(MARKER)
+    phase = _marker_phase(request.node, marker) if marker is not None else "pre"
+    return config.stash[GATE_KEY].snapshot(phase)
+
+
+@pytest.fixture
+def cilium_settings(request: pytest.FixtureRequest) -> settings.Settings:
+    """The resolved options of the gate."""
+    if not _enabled(request.config):
+        pytest.skip("cilium_settings needs --cilium-upgrade")
+    return request.config.stash[GATE_KEY].settings
+
+
+@pytest.fixture
+def cilium_check_params(request: pytest.FixtureRequest) -> checks.CheckParams:
+    """The checks' parameters, as the built-in checks get them."""
+    if not _enabled(request.config):
+        pytest.skip("cilium_check_params needs --cilium-upgrade")
+    return request.config.stash[GATE_KEY].params
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if GATE_KEY not in config.stash:
+        return
+    gate = config.stash[GATE_KEY]
+    warned = [(spec, r) for spec, r in gate.results() if r.status is Status.WARN]
+    if warned:
+        terminalreporter.section("cilium-upgrade warnings", yellow=True)
+        for spec, result in warned:
+            terminalreporter.line(f"{VIRTUAL_FILE}::{spec.node_id}: {result.summary}")
+            for detail in result.details:
+                terminalreporter.line(f"    {detail}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if GATE_KEY not in config.stash:
+        return
+    gate = config.stash[GATE_KEY]
+    rows = [Row(spec.phase, spec.check_id, result.status.value, result.summary)
+            for spec, result in gate.results()]
+    if not rows:
+        return
+    text = markdown_summary(rows, gate.properties("post" if gate.has("post") else "pre"))
+    for target in gate.settings.summary_paths:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+# ---------------------------------------------------------------------------- sandbox
 
 
 def _ini_count(config: pytest.Config, name: str) -> int | None:
@@ -78,3 +325,6 @@ def cilium_sandbox(
             yield running_sandbox
     except SandboxError as exc:
         pytest.fail(f"sandbox failed: {exc}", pytrace=False)
+
+
+__all__: Sequence[str] = ("CheckItem", "GateFile", "GateRoot")

@@ -1,0 +1,201 @@
+"""One gate run: adapters built once, a snapshot per phase, the results of every check.
+
+The pre phase records what post needs (release revision, versions, agent restart
+counts) in a small state file, so the phases can run as separate CI steps with the
+user's own upgrade step between them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_cilium_upgrade import checks, defaults
+from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
+from pytest_cilium_upgrade.collect import CollectRequest, collect
+from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.model import ClusterSnapshot
+from pytest_cilium_upgrade.settings import Settings
+from pytest_cilium_upgrade.values_file import write_values_snapshot
+
+STATE_VERSION = 1
+
+
+@dataclass
+class UpgradeState:
+    """What the pre phase saw, for the post phase (no values: they can hold secrets)."""
+
+    namespace: str
+    release: str
+    revision: int | None
+    chart_version: str | None
+    target_version: str | None
+    agent_restarts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"version": STATE_VERSION, **self.__dict__}, indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: Path) -> UpgradeState | None:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise GateError(f"cannot read state file {path}: {exc}") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise GateError(f"state file {path} is not a pytest-cilium-upgrade state file")
+        data.pop("version")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise GateError(f"state file {path} is malformed: {exc}") from None
+
+    def save(self, path: Path) -> None:
+        directory = path.parent if str(path.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.to_json())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class GateSession:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._snapshots: dict[str, ClusterSnapshot] = {}
+        self._results: list[tuple[CheckSpec, CheckResult]] = []
+        self._cluster: Any = None
+        self._helm: Any = None
+        self._cluster_error: str | None = None
+        self._helm_error: str | None = None
+        self._adapters_built = False
+        self._chart: Any = None
+        self.snapshot_outcome: str | None = None
+
+    # ------------------------------------------------------------------ adapters
+    def _adapters(self) -> None:
+        if self._adapters_built:
+            return
+        self._adapters_built = True
+        from pytest_cilium_upgrade.helm import ChartSource, Helm
+        from pytest_cilium_upgrade.kube import Kube
+
+        s = self.settings
+        try:
+            self._cluster = Kube(s.kubeconfig, s.context, request_timeout=s.request_timeout)
+        except GateError as exc:
+            self._cluster_error = str(exc)
+        try:
+            self._helm = Helm(
+                binary=s.helm, kubeconfig=s.kubeconfig, kube_context=s.context,
+                timeout=s.timeout,
+            )
+            self._chart = ChartSource.parse(s.chart, helm=self._helm)
+        except GateError as exc:
+            self._helm_error = str(exc)
+            self._chart = None
+
+    @property
+    def cluster(self) -> Any:
+        self._adapters()
+        return self._cluster
+
+    # ------------------------------------------------------------------ snapshots
+    def has(self, phase: str) -> bool:
+        return phase in self._snapshots
+
+    def snapshot(self, phase: str) -> ClusterSnapshot:
+        if phase not in self._snapshots:
+            self._snapshots[phase] = self._collect(phase)
+        return self._snapshots[phase]
+
+    def _collect(self, phase: str) -> ClusterSnapshot:
+        self._adapters()
+        s = self.settings
+        if phase == "pre" and s.write_snapshot and self._helm is not None:
+            self._write_snapshot()
+        request = CollectRequest(
+            namespace=s.namespace,
+            release=s.release,
+            preflight_release=s.preflight_release,
+            values_snapshot=Path(s.values_snapshot),
+            target_version=s.target_version,
+            chart=self._chart if phase == "pre" else None,
+        )
+        snapshot = collect(
+            self._cluster, self._helm, request,
+            cluster_error=self._cluster_error, helm_error=self._helm_error,
+        )
+        if phase == "pre" and snapshot.release is not None and not snapshot.api_error:
+            self._record_state(snapshot)
+        return snapshot
+
+    def _write_snapshot(self) -> None:
+        s = self.settings
+        try:
+            values = self._helm.get_values(s.release, s.namespace)
+            self.snapshot_outcome = write_values_snapshot(
+                Path(s.values_snapshot), values, overwrite=s.overwrite_snapshot
+            )
+        except GateError as exc:
+            self.snapshot_outcome = f"not written: {exc}"
+
+    def _record_state(self, snapshot: ClusterSnapshot) -> None:
+        release = snapshot.release
+        assert release is not None
+        agents = snapshot.pods_matching(defaults.AGENT_SELECTOR)
+        state = UpgradeState(
+            namespace=snapshot.namespace,
+            release=release.name,
+            revision=release.revision,
+            chart_version=release.chart_version,
+            target_version=self.settings.target_version,
+            agent_restarts={p.name: p.restarts for p in agents},
+        )
+        try:
+            state.save(Path(self.settings.state_file))
+        except OSError as exc:
+            raise GateError(f"cannot write state file {self.settings.state_file}: {exc}") from None
+
+    # ------------------------------------------------------------------ checks
+    @property
+    def params(self) -> CheckParams:
+        state = UpgradeState.load(Path(self.settings.state_file)) if self.has("post") else None
+        if state is not None and (state.release, state.namespace) != (
+            self.settings.release, self.settings.namespace
+        ):
+            state = None
+        return self.settings.check_params(
+            recorded_revision=state.revision if state else None,
+            baseline_restarts=state.agent_restarts if state else {},
+        )
+
+    def run(self, spec: CheckSpec) -> CheckResult:
+        snapshot = self.snapshot(spec.phase)
+        result = checks.run_check(spec, snapshot, self.params)
+        self._results.append((spec, result))
+        return result
+
+    def results(self) -> list[tuple[CheckSpec, CheckResult]]:
+        return list(self._results)
+
+    def properties(self, phase: str) -> dict[str, str]:
+        snapshot = self._snapshots.get(phase)
+        props = {
+            "cluster": getattr(self._cluster, "server", "") or "",
+            "namespace": self.settings.namespace,
+            "release": self.settings.release,
+            "target_version": self.settings.target_version or "",
+        }
+        if snapshot is not None and snapshot.release is not None:
+            props["current_version"] = snapshot.release.chart_version or ""
+            props["revision"] = str(snapshot.release.revision)
+        return props

@@ -1,0 +1,90 @@
+"""Write the values snapshot (``helm get values -o yaml``) safely.
+
+The file can hold TLS keys and IPsec secrets: it is created with mode 0600, written
+to a temporary file in the same directory and renamed into place (a crash leaves
+either the old file or the new one, never half of one), and an existing snapshot
+with different content is only replaced when the caller says so.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_cilium_upgrade.errors import GateError
+
+
+class SnapshotConflict(GateError):
+    """An existing snapshot holds different values and overwriting was not allowed."""
+
+
+def dump_values(values: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(values), sort_keys=True, default_flow_style=False)
+
+
+def write_values_snapshot(
+    path: Path, values: Mapping[str, Any], *, overwrite: bool = False
+) -> str:
+    """Write ``values`` to ``path``; returns what happened (for the report).
+
+    Returns ``"written"``, ``"unchanged"`` (same values already there) or
+    ``"replaced"``; raises :class:`SnapshotConflict` when the file differs and
+    ``overwrite`` is false, and :class:`GateError` when the file cannot be written.
+    """
+    text = dump_values(values)
+    existed = path.exists()
+    if existed:
+        try:
+            current = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            current = exc
+        if current == dict(values):
+            _restrict(path)
+            return "unchanged"
+        if not overwrite:
+            raise SnapshotConflict(
+                f"values snapshot {path} already exists with different content; "
+                "refusing to overwrite it (pass --cilium-overwrite-snapshot to replace it, "
+                "or choose another --cilium-values-snapshot path)"
+            )
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise GateError(
+            f"cannot write values snapshot {path}: {exc.strerror or exc}"
+        ) from None
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp creates the file 0600
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+    return "replaced" if existed else "written"
+
+
+def _restrict(path: Path) -> None:
+    try:
+        path.chmod(0o600)
+    except OSError as exc:
+        raise GateError(f"cannot restrict {path} to mode 0600: {exc.strerror}") from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,485 @@
+"""`pytest --cilium-upgrade` against real objects: every check seen passing and failing.
+
+Each test installs stand-in Cilium releases into its own namespace of the session's
+sandbox (3 control-plane nodes, 5 workers, as in the seed incident), runs the gate in
+a pytester sub-run and reads its outcome, its output, its JUnit report and summary.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pytest_cilium_upgrade.kube import Kube
+from pytest_cilium_upgrade.sandbox.cluster import Sandbox
+from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.sandbox
+
+CHARTS = Path(__file__).resolve().parents[1] / "charts"
+VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
+PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
+                  "--set", "operator.enabled=false")
+
+
+class Cluster:
+    """One test's namespace of the sandbox, with helpers to install and run the gate."""
+
+    def __init__(self, sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> None:
+        self.sandbox = sandbox
+        self.ns = namespace
+        self.pytester = pytester
+        self.snapshot = pytester.path / "values.yaml"
+        self.state = pytester.path / "state.json"
+        self.summary = pytester.path / "summary.md"
+        self.junit = pytester.path / "junit.xml"
+
+    def helm(self, *args: str) -> str:
+        return self.sandbox.helm(3, *args, "-n", self.ns).stdout
+
+    def install(self, version: str, *extra: str, release: str = "cilium") -> None:
+        self.helm("install", release, str(CHARTS / version), "--wait", "--timeout", "2m",
+                  *extra)
+
+    def preflight(self, version: str, *extra: str, validator: Sequence[str] = (VALID,),
+                  wait: bool = True) -> None:
+        self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=list(validator)))
+        args = ("--wait", "--timeout", "2m") if wait else ()
+        self.helm("install", "cilium-preflight", str(CHARTS / version), *PREFLIGHT_SETS,
+                  *args, *extra)
+
+    def upgrade(self, version: str, *extra: str) -> None:
+        self.helm("upgrade", "cilium", str(CHARTS / version), "-f", str(self.snapshot),
+                  "--wait", "--timeout", "2m", *extra)
+        self.sandbox.kubectl("rollout", "status", "-n", self.ns, "daemonset/cilium",
+                             "--timeout=60s")
+
+    def fault(self, fault: PodFault) -> None:
+        self.sandbox.add_fault(fault)
+
+    def gate(self, *args: str, kubeconfig: Path | None = None) -> pytest.RunResult:
+        return self.pytester.runpytest(
+            "--cilium-upgrade",
+            f"--cilium-kubeconfig={kubeconfig or self.sandbox.kubeconfig}",
+            f"--cilium-helm={self.sandbox.binaries.helm3}",
+            f"--cilium-namespace={self.ns}",
+            f"--cilium-chart={CHARTS}",
+            f"--cilium-values-snapshot={self.snapshot}",
+            f"--cilium-state-file={self.state}",
+            f"--cilium-summary={self.summary}",
+            f"--junitxml={self.junit}",
+            "-p", "no:cacheprovider",
+            "-rA",
+            *args,
+        )
+
+    def verdicts(self) -> dict[str, str]:
+        """JUnit testcase name -> 'passed' or the failure message."""
+        out = {}
+        # the report is our own sub-run's file, not untrusted input
+        for case in ET.parse(self.junit).getroot().iter("testcase"):  # noqa: S314
+            failure = case.find("failure")
+            skipped = case.find("skipped")
+            key = f"{case.get('classname')}::{case.get('name')}"
+            if failure is not None:
+                out[key] = failure.get("message", "")
+            elif skipped is not None:
+                out[key] = "skipped: " + skipped.get("message", "")
+            else:
+                out[key] = "passed"
+        return out
+
+
+@pytest.fixture
+def cluster(
+    sandbox: Sandbox, namespace: str, pytester: pytest.Pytester
+) -> Iterator[Cluster]:
+    box = Cluster(sandbox, namespace, pytester)
+    yield box
+    # Cluster-scoped objects of the pre-flight release outlive the namespace: uninstall.
+    for release in sandbox.helm(3, "list", "-q", "-a", "-n", namespace).stdout.split():
+        sandbox.helm(3, "uninstall", release, "-n", namespace, "--wait", check=False)
+    sandbox.clear_faults()
+
+
+def _outcome(result: pytest.RunResult) -> dict[str, int]:
+    return {k: v for k, v in result.parseoutcomes().items() if k in ("passed", "failed",
+                                                                       "skipped")}
+
+
+# ---------------------------------------------------------------------------- pre: passing
+
+
+def test_pre_checks_pass_on_a_healthy_cluster_ready_for_the_next_minor(
+    cluster: Cluster,
+) -> None:
+    cluster.install("1.15.18", "--set", "cluster.name=sandbox")
+    cluster.preflight("1.16.0")
+    result = cluster.gate("--cilium-phase=pre", "--cilium-target-version=1.16.0",
+                          "--cilium-write-snapshot")
+    assert _outcome(result) == {"passed": 13}, result.stdout.str()
+    assert yaml.safe_load(cluster.snapshot.read_text()) == {"cluster": {"name": "sandbox"}}
+    assert cluster.snapshot.stat().st_mode & 0o777 == 0o600
+    state = json.loads(cluster.state.read_text())
+    assert (state["revision"], state["chart_version"]) == (1, "1.15.18")
+    verdicts = cluster.verdicts()
+    assert set(verdicts.values()) == {"passed"}
+    assert all(k.startswith("cilium-upgrade.pre::") for k in verdicts)
+    assert "Cilium upgrade gate: clear" in cluster.summary.read_text()
+
+
+def test_snapshot_collection_uses_a_fixed_number_of_api_requests(
+    cluster: Cluster, sandbox: Sandbox
+) -> None:
+    from pytest_cilium_upgrade import defaults
+    from pytest_cilium_upgrade.collect import CollectRequest, collect
+
+    cluster.install("1.15.18")
+    cluster.preflight("1.16.0")
+
+    def count() -> tuple[int, int]:
+        with Kube(str(sandbox.kubeconfig)) as kube:
+            snapshot = collect(kube, None, CollectRequest(namespace=cluster.ns))
+            return kube.requests.total, len(snapshot.pods_matching(defaults.AGENT_SELECTOR))
+
+    requests, agents = count()
+    extra = [
+        {"apiVersion": "v1", "kind": "Node",
+         "metadata": {"name": f"extra-{i}", "labels": {"kubernetes.io/os": "linux",
+                                                        "kubernetes.io/hostname": f"extra-{i}"}}}
+        for i in range(8)
+    ]
+    sandbox.apply(extra)
+    try:
+        sandbox.kubectl("wait", "--for=condition=Ready", "--timeout=60s",
+                        *[f"node/extra-{i}" for i in range(8)])
+        sandbox.kubectl("rollout", "status", "-n", cluster.ns, "daemonset/cilium",
+                        "--timeout=60s")
+        more_requests, more_agents = count()
+    finally:
+        sandbox.kubectl("delete", "node", *[f"extra-{i}" for i in range(8)], "--wait=false")
+    print(f"API requests for one snapshot: {requests} with {agents} agent pods, "
+          f"{more_requests} with {more_agents} agent pods")
+    assert more_agents == agents + 8
+    # version + 7 access reviews + nodes, pods, daemonsets, deployments + validator log
+    assert requests == more_requests == 13
+
+
+# ---------------------------------------------------------------------------- the seed
+
+
+def test_seed_scenario_1_12_preflight_skips_control_plane_nodes(cluster: Cluster) -> None:
+    cluster.install("1.11.20")
+    cluster.preflight("1.12.0")
+    pods = cluster.sandbox.kubectl(
+        "get", "pods", "-n", cluster.ns, "-l", "k8s-app=cilium-pre-flight-check", "-o", "name")
+    agents = cluster.sandbox.kubectl(
+        "get", "pods", "-n", cluster.ns, "-l", "k8s-app=cilium", "-o", "name")
+    assert (len(agents.split()), len(pods.split())) == (8, 5)
+
+    result = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre",
+                          "--cilium-target-version=1.12.0")
+    assert _outcome(result) == {"passed": 1}
+    text = result.stdout.str()
+    assert "cilium-upgrade warnings" in text
+    for node in ("cilium-upgrade-control-plane", "cilium-upgrade-control-plane2",
+                 "cilium-upgrade-control-plane3"):
+        assert f"node {node}: taint node-role.kubernetes.io/control-plane:NoSchedule " \
+               "not tolerated" in text
+    assert "--set preflight.tolerations[0].operator=Exists" in text
+
+    strict = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre",
+                          "--cilium-target-version=1.12.0", "--cilium-preflight-coverage=strict")
+    assert _outcome(strict) == {"failed": 1}
+    message = cluster.verdicts()["cilium-upgrade.pre::preflight_covers_agent_nodes"]
+    assert "cilium-upgrade-control-plane3" in message
+
+
+@pytest.mark.parametrize("preflight", ["1.15.18", "1.16.0"])
+def test_newer_preflights_cover_every_node(cluster: Cluster, preflight: str) -> None:
+    cluster.install("1.11.20")
+    cluster.preflight(preflight)
+    result = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre",
+                          "--cilium-preflight-coverage=strict")
+    assert _outcome(result) == {"passed": 1}
+    assert "cilium-upgrade warnings" not in result.stdout.str()
+    summary = cluster.summary.read_text()
+    assert "READY 8" in summary, summary
+
+
+# ---------------------------------------------------------------------------- pre: failing
+
+
+def _set_release_status(cluster: Cluster, revision: int, status: str) -> None:
+    """Rewrite Helm's own record of a revision, as an interrupted `helm upgrade` leaves it."""
+    name = f"sh.helm.release.v1.cilium.v{revision}"
+    secret = json.loads(cluster.sandbox.kubectl("get", "secret", name, "-n", cluster.ns,
+                                                "-o", "json"))
+    payload = base64.b64decode(base64.b64decode(secret["data"]["release"]))
+    release = json.loads(gzip.decompress(payload))
+    release["info"]["status"] = status
+    encoded = base64.b64encode(gzip.compress(json.dumps(release).encode())).decode()
+    secret["data"]["release"] = base64.b64encode(encoded.encode()).decode()
+    secret["metadata"]["labels"]["status"] = status
+    cluster.sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(secret))
+
+
+def test_release_left_pending_upgrade_blocks_the_upgrade(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    _set_release_status(cluster, 1, "pending-upgrade")
+    result = cluster.gate("-k", "release_deployed", "--cilium-phase=pre")
+    assert _outcome(result) == {"failed": 1}
+    message = cluster.verdicts()["cilium-upgrade.pre::release_deployed"]
+    assert "pending-upgrade" in message
+    assert "helm rollback cilium" in result.stdout.str()
+
+
+def test_unhealthy_agent_operator_and_mixed_versions(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    node = "cilium-upgrade-worker3"
+    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns, labels={"k8s-app": "cilium"},
+                           nodes=[node], restarts=6))
+    cluster.fault(PodFault(Fault.NEVER_READY, namespace=cluster.ns,
+                           labels={"io.cilium/app": "operator"}))
+    cluster.sandbox.kubectl("wait", "daemonset/cilium", "-n", cluster.ns,
+                            "--for=jsonpath={.status.numberReady}=7", "--timeout=60s")
+    cluster.sandbox.kubectl("set", "image", "-n", cluster.ns, "deployment/cilium-operator",
+                            "cilium-operator=quay.io/cilium/operator-generic:v1.15.1")
+    cluster.sandbox.kubectl("wait", "deployment/cilium-operator", "-n", cluster.ns,
+                            "--for=jsonpath={.status.updatedReplicas}=1", "--timeout=60s")
+    result = cluster.gate("-k", "healthy or one_version", "--cilium-phase=pre")
+    assert _outcome(result) == {"failed": 3}
+    verdicts = cluster.verdicts()
+    agent = verdicts["cilium-upgrade.pre::agent_daemonset_healthy"]
+    assert "7/8" in agent or "crash" in agent.lower(), agent
+    assert node in result.stdout.str()
+    assert "CrashLoopBackOff" in result.stdout.str()
+    assert "operator" in verdicts["cilium-upgrade.pre::operator_healthy"]
+    mixed = verdicts["cilium-upgrade.pre::components_on_one_version"]
+    assert "1.15.1" in mixed
+    assert "1.15.18" in mixed
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "expected"),
+    [
+        ("1.15.1", "1.16.0", "1.15.18"),  # not on the latest patch before a minor hop
+        ("1.15.18", "1.17.9", "1.16"),  # skips a minor
+        ("1.16.15", "1.15.18", "downgrade"),
+    ],
+)
+def test_upgrade_path_refused(cluster: Cluster, current: str, target: str, expected: str) -> None:
+    cluster.install(current)
+    result = cluster.gate("-k", "upgrade_path_supported", "--cilium-phase=pre",
+                          f"--cilium-target-version={target}")
+    assert _outcome(result) == {"failed": 1}
+    assert expected in cluster.verdicts()["cilium-upgrade.pre::upgrade_path_supported"]
+
+
+def test_values_snapshot_must_equal_live_values_and_be_private(cluster: Cluster) -> None:
+    planted_key = "-----BEGIN PRIVATE KEY-----PLANTEDSECRETKEYMATERIAL0123456789abcdef"
+    cluster.install("1.15.18", "--set", f"hubble.tls.server.key={planted_key}",
+                    "--set", "hubble.tls.server.cert=PLANTEDCERTDATA0123456789abcdefghijkl")
+    cluster.snapshot.write_text(yaml.safe_dump(
+        {"hubble": {"tls": {"server": {"key": "-----BEGIN PRIVATE KEY-----OLDKEYPLANTED999"}}}}
+    ))
+    cluster.snapshot.chmod(0o644)
+    result = cluster.gate("-k", "values_snapshot", "--cilium-phase=pre")
+    assert _outcome(result) == {"failed": 1}
+    message = cluster.verdicts()["cilium-upgrade.pre::values_snapshot_matches_live"]
+    assert "hubble.tls.server" in result.stdout.str()
+    assert "0644" in result.stdout.str() or "644" in message
+    for secret in (planted_key, "PLANTEDSECRETKEYMATERIAL", "PLANTEDCERTDATA", "OLDKEYPLANTED"):
+        assert secret not in result.stdout.str()
+        assert secret not in cluster.junit.read_text()
+        assert secret not in cluster.summary.read_text()
+
+    cluster.snapshot.unlink()
+    written = cluster.gate("-k", "values_snapshot", "--cilium-phase=pre",
+                           "--cilium-write-snapshot")
+    assert _outcome(written) == {"passed": 1}
+    assert "PLANTEDSECRETKEYMATERIAL" not in written.stdout.str()
+
+
+def test_target_chart_refuses_removed_values_with_its_own_message(cluster: Cluster) -> None:
+    cluster.install("1.12.0", "--set", "tunnel=vxlan")
+    result = cluster.gate("-k", "target_chart_renders", "--cilium-phase=pre",
+                          "--cilium-target-version=1.15.18", "--cilium-write-snapshot")
+    assert _outcome(result) == {"failed": 1}
+    assert "tunnel was deprecated in v1.14 and has been removed in v1.15" in \
+        result.stdout.str()
+
+
+def test_preflight_must_run_the_target_image(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    cluster.preflight("1.16.0")
+    result = cluster.gate("-k", "preflight_runs_target_image", "--cilium-phase=pre",
+                          "--cilium-target-version=1.16.15")
+    assert _outcome(result) == {"failed": 1}
+    message = cluster.verdicts()["cilium-upgrade.pre::preflight_runs_target_image"]
+    assert "1.16.0" in message or "1.16.0" in result.stdout.str()
+
+
+def test_crash_looping_validator_fails_with_the_invalid_policy_from_previous_log(
+    cluster: Cluster,
+) -> None:
+    cluster.install("1.15.18")
+    previous = [
+        'level=info msg="Validating CiliumNetworkPolicy \'default/allow-dns\': OK!"',
+        'level=error msg="Unexpected validation error" error="invalid port" '
+        "type=CiliumNetworkPolicy name=team-a/bad-port",
+        'level=fatal msg="failed to start: Found invalid CiliumNetworkPolicy"',
+    ]
+    cluster.sandbox.set_logs(ContainerLogs(cluster.ns, "cnp-validator",
+                                           current=["level=info msg=\"Starting\""],
+                                           previous=previous))
+    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
+                           labels={"k8s-app": "cilium-pre-flight-check-deployment"},
+                           container="cnp-validator", restarts=4))
+    cluster.helm("install", "cilium-preflight", str(CHARTS / "1.16.0"), *PREFLIGHT_SETS)
+    cluster.sandbox.kubectl("wait", "pods", "-n", cluster.ns,
+                            "-l", "k8s-app=cilium-pre-flight-check-deployment",
+                            "--for=jsonpath={.status.phase}=Running", "--timeout=60s")
+    result = cluster.gate("-k", "preflight_deployment_ready or cnp_validation",
+                          "--cilium-phase=pre")
+    assert _outcome(result) == {"failed": 2}
+    verdicts = cluster.verdicts()
+    assert "0/1" in verdicts["cilium-upgrade.pre::preflight_deployment_ready"]
+    text = result.stdout.str()
+    assert "team-a/bad-port" in text
+    assert "Found invalid CiliumNetworkPolicy" in text
+
+
+def test_preflight_image_pull_error_is_reported_by_node(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    cluster.fault(PodFault(Fault.IMAGE_PULL, namespace=cluster.ns,
+                           images=["quay.io/cilium/cilium:v1.16.0"],
+                           nodes=["cilium-upgrade-worker2"]))
+    cluster.preflight("1.16.0", wait=False)
+    cluster.sandbox.kubectl("wait", "daemonset/cilium-pre-flight-check", "-n", cluster.ns,
+                            "--for=jsonpath={.status.numberReady}=7", "--timeout=60s")
+    result = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre")
+    assert _outcome(result) == {"failed": 1}
+    text = result.stdout.str()
+    assert "cilium-upgrade-worker2" in text
+    assert "ErrImagePull" in text
+
+
+def test_restricted_identity_is_told_the_missing_verb_and_resource(
+    cluster: Cluster, sandbox: Sandbox
+) -> None:
+    ns = cluster.ns
+    sandbox.kubectl("create", "serviceaccount", "reader", "-n", ns)
+    sandbox.kubectl("create", "role", "partial", "-n", ns, "--verb=list,get",
+                    "--resource=pods,daemonsets.apps,deployments.apps,secrets")
+    sandbox.kubectl("create", "rolebinding", "partial", "-n", ns, "--role=partial",
+                    f"--serviceaccount={ns}:reader")
+    token = sandbox.kubectl("create", "token", "reader", "-n", ns).strip()
+    admin = yaml.safe_load(sandbox.kubeconfig.read_text())
+    cluster_entry = admin["clusters"][0]
+    restricted = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [cluster_entry],
+        "users": [{"name": "reader", "user": {"token": token}}],
+        "contexts": [{"name": "reader", "context": {"cluster": cluster_entry["name"],
+                                                     "user": "reader", "namespace": ns}}],
+        "current-context": "reader",
+    }
+    kubeconfig = cluster.pytester.path / "reader.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(restricted))
+    result = cluster.gate("-k", "cluster_reachable", "--cilium-phase=pre",
+                          kubeconfig=kubeconfig)
+    assert _outcome(result) == {"failed": 1}
+    message = cluster.verdicts()["cilium-upgrade.pre::cluster_reachable_and_access_allowed"]
+    assert "list nodes" in message
+    assert token not in result.stdout.str()
+
+
+def test_unreachable_cluster_fails_once_and_skips_what_needs_it(cluster: Cluster) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    admin = yaml.safe_load(cluster.sandbox.kubeconfig.read_text())
+    admin["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    kubeconfig = cluster.pytester.path / "gone.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(admin))
+    result = cluster.gate("--cilium-phase=pre", kubeconfig=kubeconfig)
+    outcome = _outcome(result)
+    assert outcome["failed"] >= 1
+    verdicts = cluster.verdicts()
+    assert "cluster unreachable" in verdicts[
+        "cilium-upgrade.pre::cluster_reachable_and_access_allowed"]
+    assert verdicts["cilium-upgrade.pre::agent_daemonset_healthy"].startswith("skipped")
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_missing_helm_client_fails_the_helm_check(cluster: Cluster) -> None:
+    result = cluster.pytester.runpytest(
+        "--cilium-upgrade", f"--cilium-kubeconfig={cluster.sandbox.kubeconfig}",
+        f"--cilium-namespace={cluster.ns}", "--cilium-helm=/nonexistent/helm",
+        "-k", "helm_client_supported", "-p", "no:cacheprovider",
+    )
+    assert _outcome(result) == {"failed": 1}
+    assert "/nonexistent/helm" in result.stdout.str()
+
+
+# ---------------------------------------------------------------------------- post
+
+
+def test_post_checks_pass_after_a_real_upgrade_and_fail_without_one(cluster: Cluster) -> None:
+    cluster.install("1.15.18", "--set", "cluster.name=sandbox")
+    cluster.preflight("1.16.0")
+    pre = cluster.gate("--cilium-phase=pre", "--cilium-target-version=1.16.0",
+                       "--cilium-write-snapshot")
+    assert _outcome(pre) == {"passed": 13}
+
+    not_yet = cluster.gate("--cilium-phase=post", "--cilium-target-version=1.16.0")
+    failed = {k for k, v in cluster.verdicts().items() if v != "passed"}
+    assert "cilium-upgrade.post::release_upgraded_to_target" in failed
+    assert "cilium-upgrade.post::agents_run_target_version" in failed
+    assert "cilium-upgrade.post::preflight_removed" in failed
+    assert _outcome(not_yet)["failed"] >= 3
+
+    cluster.helm("uninstall", "cilium-preflight", "--wait")
+    cluster.upgrade("1.16.0")
+    post = cluster.gate("--cilium-phase=post", "--cilium-target-version=1.16.0")
+    assert _outcome(post) == {"passed": 7}, post.stdout.str()
+    assert all(k.startswith("cilium-upgrade.post::") for k in cluster.verdicts())
+
+
+def test_post_checks_catch_a_broken_upgrade(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    pre = cluster.gate("-k", "values_snapshot", "--cilium-phase=pre",
+                       "--cilium-target-version=1.16.0", "--cilium-write-snapshot")
+    assert _outcome(pre) == {"passed": 1}
+    node = "cilium-upgrade-worker4"
+    cluster.fault(PodFault(Fault.IMAGE_PULL, namespace=cluster.ns,
+                           images=["quay.io/cilium/cilium:v1.16.0"], nodes=[node]))
+    cluster.helm("upgrade", "cilium", str(CHARTS / "1.16.0"), "-f", str(cluster.snapshot),
+                 "--set", "debug.enabled=true")
+    cluster.sandbox.kubectl("wait", "daemonset/cilium", "-n", cluster.ns,
+                            "--for=jsonpath={.status.updatedNumberScheduled}=8",
+                            "--timeout=60s")
+    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
+                           labels={"k8s-app": "cilium"}, nodes=["cilium-upgrade-worker"],
+                           restarts=9))
+    result = cluster.gate("--cilium-phase=post", "--cilium-target-version=1.16.0")
+    verdicts = cluster.verdicts()
+    text = result.stdout.str()
+    assert verdicts["cilium-upgrade.post::release_upgraded_to_target"] == "passed"
+    assert verdicts["cilium-upgrade.post::agents_run_target_version"] != "passed"
+    assert node in text
+    assert "ErrImagePull" in text
+    assert verdicts["cilium-upgrade.post::values_preserved"] != "passed"
+    assert "debug (added)" in text
+    assert verdicts["cilium-upgrade.post::agent_restarts_within_limit"] != "passed"
+    assert "9 restart(s)" in text
