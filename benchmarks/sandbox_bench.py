@@ -47,7 +47,10 @@ def main() -> None:
     parser.add_argument("--control-planes", type=int)
     parser.add_argument("--workers", type=int)
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     if args.cold:
         cold_build()
     binaries = Builder().ensure_all()
