@@ -4,7 +4,8 @@
     pytest-cilium-upgrade sandbox up           start the sandbox from kind-config.yaml
     pytest-cilium-upgrade sandbox down         stop it
     pytest-cilium-upgrade sandbox env          print the shell exports to use it
-    pytest-cilium-upgrade demo                 up, install a stand-in Cilium, show it, down
+    pytest-cilium-upgrade demo                 a gated upgrade 1.15 -> 1.16 on a fresh sandbox
+    pytest-cilium-upgrade demo --scenario failing   one the gate catches and rolls back
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--charts", type=Path, default=Path("tests/charts"),
                       help="directory of the stand-in Cilium charts (default: %(default)s)")
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    demo.add_argument("--scenario", choices=("upgrade", "failing"), default="upgrade",
+                      help="upgrade: a gated upgrade that passes; failing: one that is "
+                      "caught by the gate and rolled back (default: %(default)s)")
+    demo.add_argument("--reports", type=Path, default=Path("reports"),
+                      help="where the JUnit report and summary go (default: %(default)s)")
     args = parser.parse_args(argv)
 
     builder = Builder()
@@ -127,8 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from pytest_cilium_upgrade.sandbox.demo import run_demo
 
-            return run_demo(_sandbox(args, builder), args.charts, keep=args.keep,
-                            timeout=args.timeout)
+            return run_demo(_sandbox(args, builder), args.charts, scenario=args.scenario,
+                            reports=args.reports, keep=args.keep, timeout=args.timeout)
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

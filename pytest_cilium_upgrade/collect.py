@@ -61,7 +61,7 @@ class HelmReader(Protocol):
     def get_values(self, release: str, namespace: str) -> JSONDict: ...
     def template(
         self, release: str, chart: Any, version: str, namespace: str,
-        values_files: Sequence[str] = (),
+        values_files: Sequence[str] = (), set_values: Sequence[str] = (),
     ) -> str: ...
 
 
@@ -75,6 +75,9 @@ class CollectRequest:
     values_snapshot: Path | None = None
     target_version: str | None = None
     chart: Any = None  # a helm.ChartSource; rendered with the snapshot when given
+    # what the upgrade will add on top of the snapshot, rendered with it
+    extra_values_files: tuple[Path, ...] = ()
+    extra_sets: tuple[str, ...] = ()
     requirements: tuple[defaults.AccessRequirement, ...] = defaults.REQUIRED_ACCESS
 
 
@@ -224,7 +227,8 @@ def _render(helm: HelmReader, request: CollectRequest) -> dict[str, Any]:
     try:
         helm.template(
             request.release, request.chart, target, request.namespace,
-            values_files=[os.fspath(snapshot)],
+            values_files=[os.fspath(snapshot), *map(os.fspath, request.extra_values_files)],
+            set_values=request.extra_sets,
         )
     except HelmFailed as exc:
         return {"target_render": ChartRender(target, succeeded=False, error=exc.stderr)}

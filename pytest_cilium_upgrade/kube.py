@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
@@ -232,14 +232,17 @@ class Kube:
         *,
         previous: bool = False,
         limit_bytes: int = 1 << 20,
+        tail_lines: int | None = None,
     ) -> str | None:
         """The container's log (or its previous instance's); None when there is none."""
+
+        extra: dict[str, Any] = {"tail_lines": tail_lines} if tail_lines else {}
 
         def request() -> str:
             response: Any = self._core.read_namespaced_pod_log(
                 pod, namespace, container=container, previous=previous,
                 limit_bytes=limit_bytes, _preload_content=False,
-                _request_timeout=self.request_timeout,
+                _request_timeout=self.request_timeout, **extra,
             )
             return bytes(response.data).decode(errors="replace")
 
@@ -248,6 +251,63 @@ class Kube:
         except (NotFound, ApiError):
             # 400/404: the container has no (previous) instance to read from
             return None
+
+    def get_workload(self, kind: str, namespace: str, name: str) -> JSONDict | None:
+        """One DaemonSet or Deployment, or None when it does not exist."""
+        fn = (self._apps.read_namespaced_daemon_set if kind == "DaemonSet"
+              else self._apps.read_namespaced_deployment)
+        resource = "daemonsets.apps" if kind == "DaemonSet" else "deployments.apps"
+        try:
+            data = self._get_json(f"get {resource}", "get", resource, namespace, fn, name,
+                                  namespace)
+        except NotFound:
+            return None
+        return {**data, "kind": kind}
+
+    def list_events(self, namespace: str) -> list[JSONDict]:
+        data = self._get_json(
+            "list events", "list", "events", namespace,
+            self._core.list_namespaced_event, namespace,
+        )
+        return _items(data, "Event")
+
+    def watch_workload(
+        self, kind: str, namespace: str, name: str, timeout_s: float
+    ) -> Iterator[JSONDict]:
+        """The named DaemonSet or Deployment as it changes (first its current state).
+
+        Ends when ``timeout_s`` has passed; a watch the server closes early is
+        re-opened, so a restarting apiserver only delays the events.
+        """
+        list_fn = (self._apps.list_namespaced_daemon_set if kind == "DaemonSet"
+                   else self._apps.list_namespaced_deployment)
+        resource = "daemonsets.apps" if kind == "DaemonSet" else "deployments.apps"
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            stream = watch.Watch()
+
+            def events(remaining: float = remaining, stream: Any = stream) -> Any:
+                return iter(stream.stream(
+                    list_fn, namespace, field_selector=f"metadata.name={name}",
+                    timeout_seconds=max(1, int(remaining)), deserialize=False,
+                    _request_timeout=(self.request_timeout, remaining + 5),
+                ))
+
+            try:
+                iterator = self._call(f"watch {resource}", "watch", resource, namespace, events)
+                for event in iterator:
+                    obj = event.get("object")
+                    if event.get("type") in ("ADDED", "MODIFIED") and isinstance(obj, dict):
+                        yield {**obj, "kind": kind}
+                    if time.monotonic() >= deadline:
+                        return
+            except (urllib3.exceptions.HTTPError, ApiException, ApiUnreachable):
+                # the connection dropped (e.g. the apiserver restarted): watch again
+                if time.monotonic() >= deadline:
+                    return
+                self._sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            finally:
+                stream.stop()
 
     def access_reviews(
         self, namespace: str, requirements: Iterable[defaults.AccessRequirement]

@@ -21,7 +21,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
-def markdown_summary(rows: Sequence[Row], properties: Mapping[str, str]) -> str:
+def markdown_summary(
+    rows: Sequence[Row], properties: Mapping[str, str], notes: Sequence[str] = ()
+) -> str:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
@@ -31,6 +33,8 @@ def markdown_summary(rows: Sequence[Row], properties: Mapping[str, str]) -> str:
         lines.append(" · ".join(f"**{k}** {_cell(v)}" for k, v in properties.items() if v))
         lines.append("")
     lines.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no checks")
+    for note in notes:
+        lines += ["", f"> {_cell(note)}"]
     lines += ["", "| phase | check | result | verdict |", "|---|---|---|---|"]
     for row in rows:
         lines.append(

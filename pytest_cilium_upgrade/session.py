@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pytest_cilium_upgrade import checks, defaults
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
-from pytest_cilium_upgrade.collect import CollectRequest, collect
+from pytest_cilium_upgrade.collect import CollectRequest, collect, read_values_snapshot
 from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.flow import UpgradeFlow
 from pytest_cilium_upgrade.model import ClusterSnapshot
+from pytest_cilium_upgrade.redact import Redactor
+from pytest_cilium_upgrade.report import Row
 from pytest_cilium_upgrade.settings import Settings
 from pytest_cilium_upgrade.values_file import write_values_snapshot
 
@@ -79,6 +83,10 @@ class GateSession:
         self._adapters_built = False
         self._chart: Any = None
         self.snapshot_outcome: str | None = None
+        self._flow: UpgradeFlow | None = None
+        self.rows: list[Row] = []
+        self.notes: list[str] = []
+        self.progress: Callable[[str], None] = lambda _: None
 
     # ------------------------------------------------------------------ adapters
     def _adapters(self) -> None:
@@ -130,6 +138,9 @@ class GateSession:
             target_version=s.target_version,
             chart=self._chart if phase == "pre" else None,
         )
+        if s.perform_upgrade:
+            request = replace(request, extra_values_files=s.values_file,
+                              extra_sets=self.upgrade_sets())
         snapshot = collect(
             self._cluster, self._helm, request,
             cluster_error=self._cluster_error, helm_error=self._helm_error,
@@ -137,6 +148,13 @@ class GateSession:
         if phase == "pre" and snapshot.release is not None and not snapshot.api_error:
             self._record_state(snapshot)
         return snapshot
+
+    def upgrade_sets(self) -> tuple[str, ...]:
+        """The --set items the upgrade adds to the snapshot values."""
+        sets = self.settings.set
+        if self.settings.upgrade_compatibility:
+            sets += (f"upgradeCompatibility={self.settings.upgrade_compatibility}",)
+        return sets
 
     def _write_snapshot(self) -> None:
         s = self.settings
@@ -168,21 +186,54 @@ class GateSession:
     # ------------------------------------------------------------------ checks
     @property
     def params(self) -> CheckParams:
-        state = UpgradeState.load(Path(self.settings.state_file)) if self.has("post") else None
+        return self.params_for("pre")
+
+    def params_for(self, phase: str) -> CheckParams:
+        """The checks' parameters; post and rollback read what pre recorded."""
+        if phase == "pre":
+            return self.settings.check_params()
+        state = UpgradeState.load(Path(self.settings.state_file))
         if state is not None and (state.release, state.namespace) != (
             self.settings.release, self.settings.namespace
         ):
             state = None
-        return self.settings.check_params(
+        params = self.settings.check_params(
             recorded_revision=state.revision if state else None,
             baseline_restarts=state.agent_restarts if state else {},
         )
+        if phase == "rollback":
+            params = self.flow.rollback_params(params)
+        return params
 
     def run(self, spec: CheckSpec) -> CheckResult:
         snapshot = self.snapshot(spec.phase)
-        result = checks.run_check(spec, snapshot, self.params)
+        result = checks.run_check(spec, snapshot, self.params_for(spec.phase))
         self._results.append((spec, result))
         return result
+
+    # ------------------------------------------------------------------ the upgrade flow
+    @property
+    def flow(self) -> UpgradeFlow:
+        if self._flow is None:
+            self._adapters()
+            self._flow = UpgradeFlow(
+                self.settings, self._cluster, self._helm, self._chart,
+                progress=self.progress, redactor=self.redactor, sets=self.upgrade_sets(),
+            )
+        return self._flow
+
+    def redactor(self) -> Redactor:
+        """Secrets of the saved and the live values (read fresh: the snapshot may be new)."""
+        live = None
+        if self._helm is not None:
+            try:
+                live = self._helm.get_values(self.settings.release, self.settings.namespace)
+            except GateError:
+                live = None
+        saved = read_values_snapshot(Path(self.settings.values_snapshot))
+        return checks.redactor_for(
+            ClusterSnapshot(values_snapshot=saved, live_values=live), self.params
+        )
 
     def results(self) -> list[tuple[CheckSpec, CheckResult]]:
         return list(self._results)

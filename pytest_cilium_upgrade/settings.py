@@ -93,6 +93,7 @@ _HELM_RELEASE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _HELM_RELEASE_MAX = 53
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_LABEL_MAX = 63
+_MINOR = re.compile(r"^\d+\.\d+(\.\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
 
@@ -275,6 +276,37 @@ def _path(raw: object, ctx: ParseContext) -> Path:
     return _absolute(_text(raw), ctx)
 
 
+def _items(raw: object) -> list[str]:
+    """A repeatable option: a list (command line, ini lines) or one item per line (env)."""
+    if isinstance(raw, list | tuple):
+        items = [str(item) for item in raw]
+    elif raw is None or (isinstance(raw, str) and not raw.strip()):
+        items = []
+    else:
+        items = _text(raw).splitlines()
+    return [item.strip() for item in items if item.strip()]
+
+
+def _paths(raw: object, ctx: ParseContext) -> tuple[Path, ...]:
+    return tuple(_absolute(item, ctx) for item in _items(raw))
+
+
+def _set_values(raw: object, ctx: ParseContext) -> tuple[str, ...]:
+    values = _items(raw)
+    for item in values:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r} is not KEY=VALUE (as helm --set takes it)")
+    return tuple(values)
+
+
+def _minor_version(raw: object, ctx: ParseContext) -> str:
+    value = _text(raw).removeprefix("v")
+    if not _MINOR.match(value):
+        raise ValueError(f"{raw!r} is not a Cilium version such as 1.14 or 1.14.3")
+    return value
+
+
 def _kubeconfig(raw: object, ctx: ParseContext) -> str:
     """One file or a list separated like $KUBECONFIG; empty entries are ignored."""
     parts = [p.strip() for p in _text(raw).split(os.pathsep) if p.strip()]
@@ -313,7 +345,7 @@ def _executable(raw: object, ctx: ParseContext) -> str:
 
 # --------------------------------------------------------------------------- the table
 
-OptionKind = Literal["enable", "bool", "value"]
+OptionKind = Literal["enable", "bool", "value", "list"]
 
 
 @dataclass(frozen=True)
@@ -576,6 +608,60 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         DEFAULT_STATE_FILE,
         metavar="PATH",
     ),
+    _option(
+        "perform-upgrade",
+        "Run the whole gated upgrade: save the values, install the pre-flight release,"
+        " wait, pre checks, uninstall the pre-flight, helm upgrade, wait, post checks,"
+        " and roll back when the upgrade or a post check fails (needs"
+        " --cilium-target-version).",
+        parse_bool,
+        False,
+        kind="bool",
+    ),
+    _option(
+        "dry-run",
+        "With --cilium-perform-upgrade: print the plan and the exact helm commands,"
+        " change nothing.",
+        parse_bool,
+        False,
+        kind="bool",
+    ),
+    _option(
+        "keep-preflight",
+        "Leave the pre-flight release installed after the pre checks (for debugging).",
+        parse_bool,
+        False,
+        kind="bool",
+    ),
+    _option(
+        "values-file",
+        "Extra values file for helm upgrade, after the snapshot (repeatable; one per"
+        " line in the environment or ini).",
+        _paths,
+        "",
+        kind="list",
+        metavar="PATH",
+        default_doc="none",
+    ),
+    _option(
+        "set",
+        "Extra KEY=VALUE for helm upgrade --set, applied last (repeatable; one per line"
+        " in the environment or ini).",
+        _set_values,
+        "",
+        kind="list",
+        metavar="KEY=VALUE",
+        default_doc="none",
+    ),
+    _option(
+        "upgrade-compatibility",
+        "Passed to the upgrade as upgradeCompatibility: the Cilium version first"
+        " installed in the cluster, whose defaults to keep.",
+        _minor_version,
+        None,
+        metavar="VERSION",
+        default_doc="none",
+    ),
 )
 
 _BY_ATTR: Final = {spec.attr: spec for spec in OPTIONS}
@@ -600,16 +686,15 @@ def register(parser: pytest.Parser) -> None:
             kwargs["action"] = "store_true"
         elif spec.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif spec.kind == "list":
+            kwargs["action"] = "append"
+            kwargs["metavar"] = spec.metavar
         elif spec.metavar:
             kwargs["metavar"] = spec.metavar
         group.addoption(spec.flag, **kwargs)
         if spec.ini:
-            parser.addini(
-                spec.ini,
-                f"{spec.help} (see {spec.flag})",
-                type=_ini_type(spec.ini_value),
-                default=None,
-            )
+            ini_type: Any = "linelist" if spec.kind == "list" else _ini_type(spec.ini_value)
+            parser.addini(spec.ini, f"{spec.help} (see {spec.flag})", type=ini_type, default=None)
 
 
 # --------------------------------------------------------------------------- settings
@@ -648,6 +733,12 @@ class Settings:
     helm: str = DEFAULT_HELM
     summary: Path | None = None
     state_file: Path = Path(DEFAULT_STATE_FILE)
+    perform_upgrade: bool = False
+    dry_run: bool = False
+    keep_preflight: bool = False
+    values_file: tuple[Path, ...] = ()
+    set: tuple[str, ...] = ()
+    upgrade_compatibility: str | None = None
     # Not an option: GitHub Actions' step summary file, written in addition to ``summary``.
     github_step_summary: Path | None = None
     # attribute name -> where its value came from ("the command line",
@@ -782,11 +873,24 @@ class Settings:
             return f"{_BY_ATTR[attr].flag} (from {self.source_of(attr)})"
 
         problems: list[str] = []
-        if self.overwrite_snapshot and not self.write_snapshot:
+        if self.overwrite_snapshot and not (self.write_snapshot or self.perform_upgrade):
             problems.append(
                 f"{opt('overwrite_snapshot')} needs --cilium-write-snapshot:"
                 " the snapshot is only overwritten when it is written"
             )
+        if self.perform_upgrade and self.target_version is None:
+            problems.append(
+                f"{opt('perform_upgrade')} needs --cilium-target-version: the version to"
+                " upgrade to"
+            )
+        if self.perform_upgrade and self.phase != "all":
+            problems.append(
+                f"{opt('perform_upgrade')} runs every phase; it cannot be combined with"
+                f" {opt('phase')} {self.phase!r}"
+            )
+        for attr in ("dry_run", "keep_preflight", "values_file", "set", "upgrade_compatibility"):
+            if getattr(self, attr) and not self.perform_upgrade:
+                problems.append(f"{opt(attr)} only applies with --cilium-perform-upgrade")
         if self.release == self.preflight_release:
             problems.append(
                 f"{opt('release')} and {opt('preflight_release')} are both {self.release!r}:"

@@ -67,10 +67,12 @@ class Cluster:
         self.sandbox.add_fault(fault)
 
     def gate(self, *args: str, kubeconfig: Path | None = None) -> pytest.RunResult:
+        helm = [] if any(a.startswith("--cilium-helm=") for a in args) else [
+            f"--cilium-helm={self.sandbox.binaries.helm3}"]
         return self.pytester.runpytest(
             "--cilium-upgrade",
             f"--cilium-kubeconfig={kubeconfig or self.sandbox.kubeconfig}",
-            f"--cilium-helm={self.sandbox.binaries.helm3}",
+            *helm,
             f"--cilium-namespace={self.ns}",
             f"--cilium-chart={CHARTS}",
             f"--cilium-values-snapshot={self.snapshot}",
@@ -81,6 +83,22 @@ class Cluster:
             "-rA",
             *args,
         )
+
+    def flow(self, target: str, *args: str, helm: Path | None = None) -> pytest.RunResult:
+        """The whole gated upgrade (--cilium-perform-upgrade) to ``target``."""
+        self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
+        return self.gate(
+            "--cilium-perform-upgrade", f"--cilium-target-version={target}",
+            "--cilium-timeout=20", "--cilium-request-timeout=5",
+            *([f"--cilium-helm={helm}"] if helm else []), *args,
+        )
+
+    def history(self) -> list[tuple[int, str, str]]:
+        entries = json.loads(self.helm("history", "cilium", "-o", "json"))
+        return [(e["revision"], e["chart"], e["status"]) for e in entries]
+
+    def releases(self) -> list[str]:
+        return self.helm("list", "-a", "-q").split()
 
     def verdicts(self) -> dict[str, str]:
         """JUnit testcase name -> 'passed' or the failure message."""
@@ -483,3 +501,160 @@ def test_post_checks_catch_a_broken_upgrade(cluster: Cluster) -> None:
     assert "debug (added)" in text
     assert verdicts["cilium-upgrade.post::agent_restarts_within_limit"] != "passed"
     assert "9 restart(s)" in text
+
+
+# ---------------------------------------------------------------------------- the scripted upgrade
+
+
+@pytest.mark.parametrize("helm_major", [3, 4])
+def test_gated_upgrade_end_to_end(cluster: Cluster, sandbox: Sandbox, helm_major: int) -> None:
+    cluster.install("1.15.18", "--set", "cluster.name=sandbox")
+    helm = sandbox.binaries.helm3 if helm_major == 3 else sandbox.binaries.helm4
+    result = cluster.flow("1.16.15", helm=helm)
+    assert _outcome(result) == {"passed": 26, "skipped": 9}, result.stdout.str()
+    assert cluster.history() == [(1, "cilium-1.15.18", "superseded"),
+                                 (2, "cilium-1.16.15", "deployed")]
+    assert cluster.releases() == ["cilium"]  # the pre-flight release is gone
+    text = result.stdout.str()
+    assert "pre-flight 8/8 ready" in text
+    assert "agent 8/8 ready" in text
+    classnames = {k.split("::")[0] for k in cluster.verdicts()}
+    assert classnames == {f"cilium-upgrade.{p}" for p in
+                          ("prepare", "pre", "upgrade", "post", "rollback")}
+    assert yaml.safe_load(cluster.snapshot.read_text()) == {"cluster": {"name": "sandbox"}}
+
+
+def test_preflight_never_ready_closes_the_gate_and_cleans_up(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    cluster.fault(PodFault(Fault.IMAGE_PULL, namespace=cluster.ns,
+                           images=["quay.io/cilium/cilium:v1.16.15"],
+                           nodes=["cilium-upgrade-worker5"]))
+    result = cluster.flow("1.16.15", "--cilium-timeout=8")
+    verdicts = cluster.verdicts()
+    assert "timed out after 8s" in verdicts["cilium-upgrade.prepare::wait_preflight"]
+    assert "cilium-upgrade-worker5" in result.stdout.str()
+    assert verdicts["cilium-upgrade.pre::preflight_covers_agent_nodes"] != "passed"
+    assert verdicts["cilium-upgrade.upgrade::uninstall_preflight"] == "passed"
+    assert "gate closed" in verdicts["cilium-upgrade.upgrade::helm_upgrade"]
+    assert cluster.history() == [(1, "cilium-1.15.18", "deployed")]
+    assert cluster.releases() == ["cilium"]
+    assert result.ret != 0
+
+
+def test_crash_looping_validator_closes_the_gate(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
+                           labels={"k8s-app": "cilium-pre-flight-check-deployment"},
+                           container="cnp-validator", restarts=3))
+    cluster.sandbox.set_logs(ContainerLogs(
+        cluster.ns, "cnp-validator", current=[],
+        previous=['level=fatal msg="failed to start: '
+                  'Found invalid CiliumClusterwideNetworkPolicy"'],
+    ))
+    result = cluster.gate("--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
+                          "--cilium-timeout=8")
+    verdicts = cluster.verdicts()
+    assert verdicts["cilium-upgrade.pre::preflight_deployment_ready"] != "passed"
+    assert verdicts["cilium-upgrade.pre::cnp_validation_passed"] != "passed"
+    assert "Found invalid CiliumClusterwideNetworkPolicy" in result.stdout.str()
+    assert "gate closed" in verdicts["cilium-upgrade.upgrade::helm_upgrade"]
+    assert cluster.history() == [(1, "cilium-1.15.18", "deployed")]
+    assert cluster.releases() == ["cilium"]
+
+
+def test_chart_refusing_the_upgrade_values_closes_the_gate(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    result = cluster.flow("1.16.15", "--cilium-set=encryption.keyFile=keys")
+    verdicts = cluster.verdicts()
+    assert verdicts["cilium-upgrade.pre::target_chart_renders_with_snapshot"] != "passed"
+    assert "encryption.keyFile" in result.stdout.str()
+    assert "gate closed" in verdicts["cilium-upgrade.upgrade::helm_upgrade"]
+    assert cluster.history() == [(1, "cilium-1.15.18", "deployed")]
+
+
+def test_agents_failing_after_the_upgrade_are_rolled_back(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
+                           labels={"k8s-app": "cilium"},
+                           images=["quay.io/cilium/cilium:v1.16.15"],
+                           nodes=["cilium-upgrade-worker2"], restarts=4))
+    result = cluster.flow("1.16.15", "--cilium-timeout=10")
+    assert result.ret != 0
+    verdicts = cluster.verdicts()
+    assert "timed out" in verdicts["cilium-upgrade.upgrade::wait_rollout"]
+    assert verdicts["cilium-upgrade.rollback::helm_rollback"] == "passed"
+    rollback_checks = {k: v for k, v in verdicts.items()
+                       if k.startswith("cilium-upgrade.rollback::")}
+    assert set(rollback_checks.values()) == {"passed"}, rollback_checks
+    assert cluster.history() == [(1, "cilium-1.15.18", "superseded"),
+                                 (2, "cilium-1.16.15", "superseded"),
+                                 (3, "cilium-1.15.18", "deployed")]
+    assert "rolled back to revision 1" in cluster.summary.read_text()
+
+
+def test_pending_release_is_refused_with_the_recovery_command(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    _set_release_status(cluster, 1, "pending-upgrade")
+    result = cluster.flow("1.16.15")
+    verdicts = cluster.verdicts()
+    assert "refusing to upgrade" in verdicts["cilium-upgrade.prepare::snapshot_values"]
+    assert "helm rollback cilium" in result.stdout.str()
+    assert "gate closed" in verdicts["cilium-upgrade.upgrade::helm_upgrade"]
+    assert cluster.releases() == ["cilium"]
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(cluster: Cluster) -> None:
+    cluster.install("1.15.18")
+    result = cluster.flow("1.16.15", "--cilium-dry-run")
+    text = result.stdout.str()
+    assert "would run:" in text
+    assert f"install cilium-preflight {CHARTS / '1.16.15'}" in text
+    assert "--set preflight.enabled=true" in text
+    assert f"upgrade cilium {CHARTS / '1.16.15'}" in text
+    assert "--reuse-values" not in text
+    assert not cluster.snapshot.exists()
+    assert cluster.history() == [(1, "cilium-1.15.18", "deployed")]
+    assert cluster.releases() == ["cilium"]
+
+
+def test_sigterm_during_a_wait_cleans_up_and_says_where_it_stopped(
+    cluster: Cluster, sandbox: Sandbox
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    cluster.install("1.15.18")
+    cluster.fault(PodFault(Fault.NEVER_READY, namespace=cluster.ns,
+                           labels={"k8s-app": "cilium-pre-flight-check"}))
+    sandbox.set_logs(ContainerLogs(cluster.ns, "cnp-validator", current=[VALID]))
+    (cluster.pytester.path / "pytest.ini").write_text("[pytest]\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--cilium-upgrade",
+         "--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
+         f"--cilium-kubeconfig={sandbox.kubeconfig}", f"--cilium-helm={sandbox.binaries.helm3}",
+         f"--cilium-namespace={cluster.ns}", f"--cilium-chart={CHARTS}",
+         f"--cilium-values-snapshot={cluster.snapshot}", f"--cilium-state-file={cluster.state}",
+         "--cilium-timeout=120"],
+        cwd=cluster.pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until the wait for the pre-flight is under way
+            if line.startswith("pre-flight "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stdout.read()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert proc.returncode != 0
+    assert "interrupted during cilium-upgrade::prepare::wait_preflight" in rest
+    assert "release cilium is deployed at revision 1" in rest
+    assert "uninstalled cilium-preflight during clean-up" in rest
+    assert cluster.releases() == ["cilium"]
+    assert cluster.snapshot.is_file()  # nothing the user had is lost

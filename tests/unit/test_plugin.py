@@ -384,7 +384,7 @@ class FakeHelm:
     def get_values(self, release, namespace):
         return DATA["values"]
 
-    def template(self, release, chart, version, namespace, values_files=()):
+    def template(self, release, chart, version, namespace, values_files=(), set_values=()):
         if DATA["render_error"]:
             raise HelmFailed(["helm", "template"], 1, DATA["render_error"])
         return ""

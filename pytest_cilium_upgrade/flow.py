@@ -1,0 +1,435 @@
+"""The scripted, gated upgrade: each step is a pytest item between the check phases.
+
+    prepare   save values, install the pre-flight release, wait for it
+    pre       the pre checks (plugin)
+    upgrade   uninstall the pre-flight, helm upgrade, wait for the rollout
+    post      the post checks (plugin)
+    rollback  when the upgrade or a post check failed: helm rollback, wait, checks
+
+Steps raise :class:`StepFailed` with a one-line verdict and details; waiting uses
+watches with a deadline and reports progress (``pre-flight 5/8 ready``). The
+pre-flight release is uninstalled whatever happens, unless asked to keep it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_cilium_upgrade import checks, defaults
+from pytest_cilium_upgrade.checks import CheckParams, Status
+from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.model import (
+    ClusterSnapshot,
+    HelmHistoryEntry,
+    HelmRelease,
+    Pod,
+    Workload,
+)
+from pytest_cilium_upgrade.redact import Redactor
+from pytest_cilium_upgrade.settings import Settings
+from pytest_cilium_upgrade.values_file import write_values_snapshot
+
+Progress = Callable[[str], None]
+_TAIL_PODS = 5
+_TAIL_LINES = 8
+
+
+class StepFailed(GateError):
+    def __init__(self, summary: str, details: Sequence[str] = ()) -> None:
+        super().__init__(summary)
+        self.summary = summary
+        self.details = list(details)
+
+
+class StepSkipped(Exception):
+    """The step does not apply (dry run, gate closed, nothing to roll back)."""
+
+
+@dataclass
+class FlowState:
+    """What the steps learned, for later steps, cleanup and the report."""
+
+    pre_revision: int | None = None
+    pre_version: str | None = None
+    preflight_installed: bool = False
+    preflight_removed: bool = False
+    upgraded_revision: int | None = None
+    upgrade_attempted: bool = False
+    rolled_back: bool = False
+    running: str | None = None
+    failed_phases: set[str] = field(default_factory=set)
+    planned: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step:
+    phase: str
+    name: str
+    doc: str
+    run: Callable[[UpgradeFlow], str]
+
+
+class UpgradeFlow:
+    """Runs the steps with the session's adapters (``kube``: kube.Kube, ``helm``: helm.Helm)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        kube: Any,
+        helm: Any,
+        chart: Any,
+        *,
+        progress: Progress,
+        redactor: Callable[[], Redactor],
+        sets: Sequence[str] = (),
+    ) -> None:
+        self.sets = tuple(sets)
+        self.settings = settings
+        self.kube = kube
+        self.helm = helm
+        self.chart = chart
+        self.progress = progress
+        self.redactor = redactor
+        self.state = FlowState()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def ns(self) -> str:
+        return self.settings.namespace
+
+    @property
+    def target(self) -> str:
+        assert self.settings.target_version is not None
+        return self.settings.target_version
+
+    def _need(self) -> None:
+        if self.kube is None or self.helm is None or self.chart is None:
+            raise StepFailed("cluster or helm not usable; see the pre checks for why")
+
+    def _plan(self, command: Any) -> str:
+        text: str = command.display(self.redactor())
+        self.state.planned.append(text)
+        return text
+
+    def _release(self, name: str) -> HelmRelease | None:
+        status = self.helm.status(name, self.ns)
+        return HelmRelease.from_helm_status(status) if status is not None else None
+
+    def gate_closed(self) -> str | None:
+        closed = sorted(self.state.failed_phases & {"prepare", "pre"})
+        if closed:
+            return f"gate closed: the {' and '.join(closed)} phase failed; nothing was upgraded"
+        return None
+
+    # ------------------------------------------------------------------ prepare
+    def snapshot_values(self) -> str:
+        """Save the live values (0600, atomic) and record the release revision."""
+        self._need()
+        s = self.settings
+        release = self._release(s.release)
+        if release is None:
+            raise StepFailed(f"release {s.release} not found in namespace {self.ns}")
+        history = tuple(HelmHistoryEntry.from_helm_history_entry(h)
+                        for h in self.helm.history(s.release, self.ns))
+        verdict = checks.release_deployed(
+            ClusterSnapshot(namespace=self.ns, release=release, release_history=history),
+            CheckParams(release=s.release),
+        )
+        if verdict.status is Status.FAIL:
+            raise StepFailed(f"refusing to upgrade: {verdict.summary}", verdict.details)
+        self.state.pre_revision = release.revision
+        self.state.pre_version = release.chart_version
+        if s.dry_run:
+            return (f"would save `helm get values {s.release} -n {self.ns}` to "
+                    f"{s.values_snapshot} (mode 0600); revision {release.revision}, "
+                    f"chart {release.chart_version}")
+        values = self.helm.get_values(s.release, self.ns)
+        outcome = write_values_snapshot(
+            Path(s.values_snapshot), values, overwrite=s.overwrite_snapshot
+        )
+        return (f"values snapshot {s.values_snapshot} {outcome}; release {s.release} "
+                f"revision {release.revision}, chart {release.chart_version}")
+
+    def _preflight_values(self) -> tuple[list[str], dict[str, Any]]:
+        """--set items and values carried from the snapshot into the pre-flight release."""
+        sets = list(defaults.PREFLIGHT_SET_VALUES)
+        values: dict[str, Any] = {}
+        snapshot = _load_values(Path(self.settings.values_snapshot))
+        for key in ("k8sServiceHost", "k8sServicePort"):
+            if snapshot.get(key) not in (None, ""):
+                values[key] = snapshot[key]
+        if isinstance(snapshot.get("image"), Mapping):
+            values["image"] = snapshot["image"]
+        preflight = snapshot.get("preflight")
+        if isinstance(preflight, Mapping) and isinstance(preflight.get("image"), Mapping):
+            values["preflight"] = {"image": preflight["image"]}
+        return sets, values
+
+    def install_preflight(self) -> str:
+        """Install the pre-flight release of the target version."""
+        self._need()
+        s = self.settings
+        sets, values = self._preflight_values()
+        command = self.helm.install_command(
+            s.preflight_release, self.chart, self.target, self.ns,
+            values=values or None, set_values=sets, wait=False,
+        )
+        if s.dry_run:
+            return "would run: " + self._plan(command)
+        if self._release(s.preflight_release) is not None:
+            raise StepFailed(
+                f"a {s.preflight_release} release already exists in {self.ns}",
+                [f"remove it first: helm uninstall {s.preflight_release} -n {self.ns}"],
+            )
+        self.state.preflight_installed = True
+        self.helm.execute(command)
+        return f"installed {s.preflight_release} (chart {self.target})"
+
+    def wait_preflight(self) -> str:
+        """Wait (watching) for the pre-flight DaemonSet and Deployment to be ready."""
+        self._need()
+        if self.settings.dry_run:
+            return "would wait for the pre-flight DaemonSet and Deployment to be ready"
+        deadline = time.monotonic() + self.settings.timeout
+        done = [
+            self._wait("DaemonSet", defaults.PREFLIGHT_DAEMONSET, "pre-flight", deadline,
+                       defaults.PREFLIGHT_SELECTOR),
+            self._wait("Deployment", defaults.PREFLIGHT_DEPLOYMENT, "pre-flight validator",
+                       deadline, defaults.PREFLIGHT_DEPLOYMENT_SELECTOR, optional=True),
+        ]
+        return "; ".join(d for d in done if d)
+
+    # ------------------------------------------------------------------ upgrade
+    def uninstall_preflight(self) -> str:
+        """Remove the pre-flight release (also when a check failed)."""
+        self._need()
+        s = self.settings
+        command = self.helm.uninstall_command(s.preflight_release, self.ns, wait=True,
+                                              timeout_s=s.timeout)
+        if s.dry_run:
+            return "would run: " + self._plan(command)
+        if s.keep_preflight:
+            raise StepSkipped(f"{s.preflight_release} kept (--cilium-keep-preflight)")
+        if self._release(s.preflight_release) is None:
+            self.state.preflight_removed = True
+            return f"no {s.preflight_release} release to remove"
+        self.helm.execute(command)
+        self.state.preflight_removed = True
+        return f"uninstalled {s.preflight_release}"
+
+    def helm_upgrade(self) -> str:
+        """helm upgrade with the saved values (never --reuse-values across minors)."""
+        self._need()
+        closed = self.gate_closed()
+        if closed:
+            raise StepSkipped(closed)
+        s = self.settings
+        command = self.helm.upgrade_command(
+            s.release, self.chart, self.target, self.ns,
+            values_files=[s.values_snapshot, *s.values_file], set_values=self.sets, wait=False,
+            current_version=self.state.pre_version,
+        )
+        if s.dry_run:
+            return "would run: " + self._plan(command)
+        self.state.upgrade_attempted = True
+        try:
+            self.helm.execute(command)
+        finally:
+            release = self._release(s.release)
+            if release is not None and release.revision != self.state.pre_revision:
+                self.state.upgraded_revision = release.revision
+        return f"helm upgrade to {self.target}: revision {self.state.upgraded_revision}"
+
+    def wait_rollout(self) -> str:
+        """Wait (watching) for the agent, operator and envoy to roll out."""
+        if self.settings.dry_run:
+            return "would wait for the agent DaemonSet, operator and envoy to roll out"
+        if not self.state.upgrade_attempted:
+            raise StepSkipped("no upgrade was made")
+        return self._wait_components()
+
+    def _wait_components(self) -> str:
+        self._need()
+        deadline = time.monotonic() + self.settings.timeout
+        done = [
+            self._wait("DaemonSet", defaults.AGENT_DAEMONSET, "agent", deadline,
+                       defaults.AGENT_SELECTOR),
+            self._wait("Deployment", defaults.OPERATOR_DEPLOYMENT, "operator", deadline,
+                       defaults.OPERATOR_SELECTOR),
+            self._wait("DaemonSet", defaults.ENVOY_DAEMONSET, "envoy", deadline,
+                       defaults.ENVOY_SELECTOR, optional=True),
+        ]
+        return "; ".join(d for d in done if d)
+
+    # ------------------------------------------------------------------ rollback
+    def rollback_needed(self) -> str | None:
+        if self.settings.dry_run:
+            return None
+        if not self.state.upgrade_attempted or self.state.upgraded_revision is None:
+            return None  # nothing was changed (helm refused before creating a revision)
+        failed = self.state.failed_phases & {"upgrade", "post"}
+        if not failed:
+            return None
+        return f"the {' and '.join(sorted(failed))} phase failed"
+
+    def helm_rollback(self) -> str:
+        """helm rollback to the revision recorded before the upgrade."""
+        why = self.rollback_needed()
+        if why is None:
+            if not self.state.upgrade_attempted:
+                raise StepSkipped("no upgrade was made; nothing to roll back")
+            if self.state.upgraded_revision is None:
+                raise StepSkipped("helm made no new revision; the release is unchanged")
+            raise StepSkipped("the upgrade passed its checks; nothing to roll back")
+        self._need()
+        revision = self.state.pre_revision
+        assert revision is not None
+        release = self._release(self.settings.release)
+        if release is not None:
+            self.state.upgraded_revision = release.revision
+        command = self.helm.rollback_command(self.settings.release, revision, self.ns,
+                                             wait=False)
+        self.helm.execute(command)
+        self.state.rolled_back = True
+        return f"rolled back to revision {revision} ({self.state.pre_version}) because {why}"
+
+    def wait_rollback(self) -> str:
+        """Wait (watching) for the previous version to roll out again."""
+        if not self.state.rolled_back:
+            raise StepSkipped("no rollback was made")
+        return self._wait_components()
+
+    def rollback_params(self, base: CheckParams) -> CheckParams:
+        from dataclasses import replace
+
+        return replace(base, target_version=self.state.pre_version,
+                       recorded_revision=self.state.upgraded_revision)
+
+    # ------------------------------------------------------------------ cleanup
+    def cleanup(self) -> str | None:
+        """Uninstall a pre-flight release we installed and did not remove yet."""
+        s = self.settings
+        if not self.state.preflight_installed or self.state.preflight_removed:
+            return None
+        if s.keep_preflight:
+            return f"{s.preflight_release} kept (--cilium-keep-preflight)"
+        try:
+            self.helm.uninstall(s.preflight_release, self.ns, wait=False)
+        except GateError as exc:
+            return (f"could not uninstall {s.preflight_release}: {exc}; remove it with "
+                    f"helm uninstall {s.preflight_release} -n {self.ns}")
+        self.state.preflight_removed = True
+        return f"uninstalled {s.preflight_release} during clean-up"
+
+    def release_state(self) -> str:
+        try:
+            release = self._release(self.settings.release)
+        except GateError as exc:
+            return f"release state unknown: {exc}"
+        if release is None:
+            return f"release {self.settings.release} not found"
+        return (f"release {release.name} is {release.status} at revision {release.revision} "
+                f"(chart {release.chart_version})")
+
+    # ------------------------------------------------------------------ waiting
+    def _wait(
+        self,
+        kind: str,
+        name: str,
+        label: str,
+        deadline: float,
+        selector: str,
+        *,
+        optional: bool = False,
+    ) -> str:
+        remaining = deadline - time.monotonic()
+        if self.kube.get_workload(kind, self.ns, name) is None:
+            if optional:
+                return ""
+            raise StepFailed(f"{kind} {name} not found in namespace {self.ns}")
+        last = ""
+        workload: Workload | None = None
+        for obj in self.kube.watch_workload(kind, self.ns, name, max(1.0, remaining)):
+            workload = Workload.from_k8s_dict(obj, kind=kind)
+            line = f"{label} {workload.ready}/{workload.desired} ready"
+            if workload.updated != workload.desired:
+                line += f", {workload.updated}/{workload.desired} updated"
+            if line != last:
+                self.progress(line + ("" if workload.healthy else "…"))
+                last = line
+            if workload.healthy:
+                return f"{kind} {name}: {workload.ready}/{workload.desired} ready"
+        problems = workload.health_problems() if workload else ["never observed"]
+        raise StepFailed(
+            f"timed out after {self.settings.timeout:g}s waiting for {kind} {name}: "
+            + "; ".join(problems),
+            self._not_ready_details(selector),
+        )
+
+    def _not_ready_details(self, selector: str) -> list[str]:
+        """The pods that are not ready, their events and the tail of their logs."""
+        try:
+            pods = [Pod.from_k8s_dict(p) for p in self.kube.list_pods(self.ns, selector)]
+            events = self.kube.list_events(self.ns)
+        except GateError as exc:
+            return [f"could not describe the pods: {exc}"]
+        details: list[str] = []
+        stuck = [p for p in pods if not p.ready][:_TAIL_PODS]
+        for pod in stuck:
+            details.append(f"pod {pod.name} on node {pod.node_name or '(none)'}: "
+                           f"{pod.problem() or 'not ready'}")
+            for event in _events_for(events, pod.name)[-3:]:
+                details.append(f"  event {event}")
+            for container in pod.containers:
+                if container.ready:
+                    continue
+                log = self.kube.pod_log(self.ns, pod.name, container.name,
+                                        tail_lines=_TAIL_LINES)
+                for line in (log or "").splitlines()[-_TAIL_LINES:]:
+                    details.append(f"  log {container.name}: {line}")
+        redactor = self.redactor()
+        return [redactor.redact(d) for d in details]
+
+
+def _events_for(events: Iterable[Mapping[str, Any]], pod: str) -> list[str]:
+    found = []
+    for event in events:
+        involved = event.get("involvedObject") or {}
+        if involved.get("name") == pod:
+            found.append(f"{event.get('type', '')} {event.get('reason', '')}: "
+                         f"{event.get('message', '')}".strip())
+    return found
+
+
+def _load_values(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+STEPS: tuple[Step, ...] = (
+    Step("prepare", "snapshot_values", "Save the live values and record the revision.",
+         UpgradeFlow.snapshot_values),
+    Step("prepare", "install_preflight", "Install the pre-flight release of the target.",
+         UpgradeFlow.install_preflight),
+    Step("prepare", "wait_preflight", "Wait for the pre-flight to be ready.",
+         UpgradeFlow.wait_preflight),
+    Step("upgrade", "uninstall_preflight", "Remove the pre-flight release.",
+         UpgradeFlow.uninstall_preflight),
+    Step("upgrade", "helm_upgrade", "helm upgrade with the saved values.",
+         UpgradeFlow.helm_upgrade),
+    Step("upgrade", "wait_rollout", "Wait for the new version to roll out.",
+         UpgradeFlow.wait_rollout),
+    Step("rollback", "helm_rollback", "Roll back when the upgrade failed.",
+         UpgradeFlow.helm_rollback),
+    Step("rollback", "wait_rollback", "Wait for the previous version to roll out.",
+         UpgradeFlow.wait_rollback),
+)
