@@ -162,11 +162,19 @@ class UpgradeFlow:
         for key in ("k8sServiceHost", "k8sServicePort"):
             if snapshot.get(key) not in (None, ""):
                 values[key] = snapshot[key]
-        if isinstance(snapshot.get("image"), Mapping):
-            values["image"] = snapshot["image"]
+        if snapshot.get("imagePullSecrets"):
+            values["imagePullSecrets"] = snapshot["imagePullSecrets"]
+        # The pre-flight pulls the target image from where the agent's comes from: the
+        # agent's registry, never its tag or digest (those name the current version).
+        image: dict[str, Any] = {}
+        agent = snapshot.get("image")
+        if isinstance(agent, Mapping):
+            image.update({k: agent[k] for k in ("repository", "pullPolicy") if agent.get(k)})
         preflight = snapshot.get("preflight")
         if isinstance(preflight, Mapping) and isinstance(preflight.get("image"), Mapping):
-            values["preflight"] = {"image": preflight["image"]}
+            image.update(preflight["image"])  # set for the pre-flight itself: as given
+        if image:
+            values["preflight"] = {"image": image}
         return sets, values
 
     def install_preflight(self) -> str:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pytest_cilium_upgrade import checks, defaults
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
 from pytest_cilium_upgrade.collect import CollectRequest, collect, read_values_snapshot
@@ -69,6 +71,18 @@ class UpgradeState:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _helm_scalar(raw: str) -> Any:
+    """A --set value typed as Helm types it: booleans, null and integers; else a string."""
+    if raw in ("true", "false"):
+        return raw == "true"
+    if raw == "null":
+        return None
+    body = raw[1:] if raw[:1] in "+-" else raw
+    if body.isdigit() and (body == "0" or not body.startswith("0")):
+        return int(raw)
+    return raw
 
 
 class GateSession:
@@ -156,6 +170,24 @@ class GateSession:
             sets += (f"upgradeCompatibility={self.settings.upgrade_compatibility}",)
         return sets
 
+    def intended_overrides(self) -> dict[str, Any]:
+        """What the performed upgrade sets on top of the snapshot (values files, then --set)."""
+        if not self.settings.perform_upgrade:
+            return {}
+        merged: dict[str, Any] = {}
+        for path in self.settings.values_file:
+            try:
+                loaded = yaml.safe_load(Path(path).read_text())
+            except (OSError, yaml.YAMLError):
+                continue  # the render check reports an unreadable values file
+            if isinstance(loaded, dict):
+                merged = checks.deep_merge(merged, loaded)
+        flat: dict[str, Any] = {}
+        for item in self.upgrade_sets():
+            key, _, raw = item.partition("=")
+            flat[key] = _helm_scalar(raw)
+        return checks.deep_merge(merged, checks.nest_dotted(flat))
+
     def _write_snapshot(self) -> None:
         s = self.settings
         try:
@@ -200,6 +232,7 @@ class GateSession:
         params = self.settings.check_params(
             recorded_revision=state.revision if state else None,
             baseline_restarts=state.agent_restarts if state else {},
+            intended_overrides=self.intended_overrides() if phase == "post" else {},
         )
         if phase == "rollback":
             params = self.flow.rollback_params(params)

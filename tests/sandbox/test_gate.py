@@ -658,3 +658,46 @@ def test_sigterm_during_a_wait_cleans_up_and_says_where_it_stopped(
     assert "uninstalled cilium-preflight during clean-up" in rest
     assert cluster.releases() == ["cilium"]
     assert cluster.snapshot.is_file()  # nothing the user had is lost
+
+
+def test_preflight_carries_api_server_and_image_values_from_the_snapshot(
+    cluster: Cluster,
+) -> None:
+    cluster.install("1.15.18", "--set", "k8sServiceHost=127.0.0.1", "--set",
+                    "k8sServicePort=6443", "--set", "image.repository=registry.local/cilium",
+                    "--set", "image.useDigest=false")
+    result = cluster.flow("1.16.15", "--cilium-keep-preflight", "--cilium-timeout=10",
+                          "-k", "snapshot_values or install_preflight or wait_preflight")
+    # uninstall_preflight matches -k too, and is skipped by --cilium-keep-preflight
+    assert _outcome(result) == {"passed": 3, "skipped": 1}, result.stdout.str()
+    values = json.loads(cluster.helm("get", "values", "cilium-preflight", "-o", "json"))
+    assert values["k8sServiceHost"] == "127.0.0.1"
+    assert values["k8sServicePort"] == 6443
+    assert values["preflight"]["image"] == {"repository": "registry.local/cilium"}
+    assert (values["preflight"]["enabled"], values["agent"], values["operator"]["enabled"]) \
+        == (True, False, False)
+    images = cluster.sandbox.kubectl(
+        "get", "daemonset", "cilium-pre-flight-check", "-n", cluster.ns,
+        "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+    assert images.startswith("registry.local/cilium:v1.16.15")
+    envs = cluster.sandbox.kubectl(
+        "get", "deployment", "cilium-pre-flight-check", "-n", cluster.ns,
+        "-o", "jsonpath={.spec.template.spec.containers[0].env}")
+    assert "127.0.0.1" in envs
+
+
+def test_extra_values_and_upgrade_compatibility_reach_the_release_and_count_as_intended(
+    cluster: Cluster,
+) -> None:
+    cluster.install("1.15.18")
+    extra = cluster.pytester.path / "extra.yaml"
+    extra.write_text("hubble:\n  relay:\n    enabled: false\n")
+    result = cluster.flow("1.16.15", f"--cilium-values-file={extra}",
+                          "--cilium-set=debug.enabled=true",
+                          "--cilium-upgrade-compatibility=1.15")
+    assert _outcome(result) == {"passed": 26, "skipped": 9}, result.stdout.str()
+    live = json.loads(cluster.helm("get", "values", "cilium", "-o", "json"))
+    assert str(live["upgradeCompatibility"]) == "1.15"
+    assert live["debug"] == {"enabled": True}
+    assert live["hubble"] == {"relay": {"enabled": False}}
+    assert cluster.verdicts()["cilium-upgrade.post::values_preserved"] == "passed"
