@@ -19,6 +19,10 @@ CHART_REPO_NAME: Final = "cilium"
 CHART_REF: Final = "cilium/cilium"
 CHART_REPO_URL: Final = "https://helm.cilium.io/"
 
+# The Lease (coordination.k8s.io) in the release namespace that one gated upgrade
+# holds at a time.
+UPGRADE_LOCK_LEASE: Final = "cilium-upgrade-lock"
+
 # Values that turn a chart install into a pre-flight-only release.
 PREFLIGHT_SET_VALUES: Final = (
     "preflight.enabled=true",

@@ -6,6 +6,8 @@ secrets are redacted before an error is raised.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class GateError(Exception):
     """Base of every error the gate reports as a verdict rather than a traceback."""
@@ -55,3 +57,16 @@ class HelmFailed(GateError):
 
 class HelmNotFound(GateError):
     """No usable ``helm`` client (missing, or not Helm 3 or 4)."""
+
+
+class LockHeld(GateError):
+    """Another run holds the upgrade lock."""
+
+    def __init__(self, namespace: str, name: str, holder: str, expires: datetime) -> None:
+        super().__init__(
+            f"another gated upgrade holds Lease {namespace}/{name}: holder {holder}, "
+            f"until {expires.isoformat(timespec='seconds')}; if that run died, the lock "
+            f"expires then, or remove it: kubectl delete lease {name} -n {namespace}"
+        )
+        self.holder = holder
+        self.expires = expires

@@ -21,7 +21,7 @@ from typing import Any
 
 from pytest_cilium_upgrade import checks, defaults
 from pytest_cilium_upgrade.checks import CheckParams, Status
-from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.errors import GateError, LockHeld
 from pytest_cilium_upgrade.model import (
     ClusterSnapshot,
     HelmHistoryEntry,
@@ -61,6 +61,7 @@ class FlowState:
     upgrade_attempted: bool = False
     rolled_back: bool = False
     running: str | None = None
+    lock_holder: str | None = None
     failed_phases: set[str] = field(default_factory=set)
     planned: list[str] = field(default_factory=list)
 
@@ -125,6 +126,38 @@ class UpgradeFlow:
             return f"gate closed: the {' and '.join(closed)} phase failed; nothing was upgraded"
         return None
 
+    # ------------------------------------------------------------------ the lock
+    @property
+    def lock_duration(self) -> int:
+        """Long enough for any one step, renewed before each: a dead run frees it soon."""
+        return int(max(120.0, 2 * self.settings.timeout + 60))
+
+    def take_lock(self) -> None:
+        """Hold the namespace's upgrade Lease; a second gated upgrade is refused meanwhile."""
+        holder = self.state.lock_holder or _holder_identity()
+        try:
+            self.kube.acquire_lease(self.ns, defaults.UPGRADE_LOCK_LEASE, holder,
+                                    self.lock_duration)
+        except LockHeld as exc:
+            raise StepFailed(f"refusing to upgrade: {exc}") from None
+        self.state.lock_holder = holder
+
+    def renew_lock(self) -> None:
+        if self.state.lock_holder is not None:
+            self.take_lock()
+
+    def release_lock(self) -> str | None:
+        holder = self.state.lock_holder
+        if holder is None:
+            return None
+        self.state.lock_holder = None
+        try:
+            self.kube.release_lease(self.ns, defaults.UPGRADE_LOCK_LEASE, holder)
+        except GateError as exc:
+            return (f"could not release Lease {self.ns}/{defaults.UPGRADE_LOCK_LEASE}: {exc}; "
+                    f"it expires by itself within {self.lock_duration}s")
+        return None
+
     # ------------------------------------------------------------------ prepare
     def snapshot_values(self) -> str:
         """Save the live values (0600, atomic) and record the release revision."""
@@ -143,6 +176,8 @@ class UpgradeFlow:
             raise StepFailed(f"refusing to upgrade: {verdict.summary}", verdict.details)
         self.state.pre_revision = release.revision
         self.state.pre_version = release.chart_version
+        if not s.dry_run:
+            self.take_lock()
         if s.dry_run:
             return (f"would save `helm get values {s.release} -n {self.ns}` to "
                     f"{s.values_snapshot} (mode 0600); revision {release.revision}, "
@@ -411,6 +446,19 @@ def _events_for(events: Iterable[Mapping[str, Any]], pod: str) -> list[str]:
             found.append(f"{event.get('type', '')} {event.get('reason', '')}: "
                          f"{event.get('message', '')}".strip())
     return found
+
+
+def _holder_identity() -> str:
+    """Who holds the lock: host, process and, in CI, the job."""
+    import os
+    import socket
+    import uuid
+
+    job = os.environ.get("GITHUB_RUN_ID") or os.environ.get("CI_JOB_ID")
+    parts = [socket.gethostname(), f"pid {os.getpid()}", uuid.uuid4().hex[:8]]
+    if job:
+        parts.insert(0, f"ci job {job}")
+    return " ".join(parts)
 
 
 def _load_values(path: Path) -> dict[str, Any]:

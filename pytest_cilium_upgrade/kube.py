@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import urllib3
@@ -27,6 +28,7 @@ from pytest_cilium_upgrade.errors import (
     ApiUnreachable,
     Forbidden,
     GateError,
+    LockHeld,
     NotFound,
     Timeout,
 )
@@ -102,6 +104,7 @@ class Kube:
         self._apps = client.AppsV1Api(self._api)
         self._authz = client.AuthorizationV1Api(self._api)
         self._version = client.VersionApi(self._api)
+        self._coordination = client.CoordinationV1Api(self._api)
 
     def close(self) -> None:
         self._api.close()
@@ -309,6 +312,76 @@ class Kube:
             finally:
                 stream.stop()
 
+    # ------------------------------------------------------------------ the upgrade lock
+    def acquire_lease(
+        self, namespace: str, name: str, holder: str, duration_s: int
+    ) -> None:
+        """Take (or renew) the Lease ``name`` for ``holder``; raise LockHeld if another holds it.
+
+        An expired lease (renewTime + leaseDurationSeconds in the past) is taken over.
+        Updates carry the resourceVersion read, so two takers cannot both win.
+        """
+        for _ in range(3):
+            now = _now()
+            lease = self._read_lease(namespace, name)
+            spec: JSONDict = {
+                "holderIdentity": holder,
+                "leaseDurationSeconds": duration_s,
+                "renewTime": _micro(now),
+            }
+            if lease is None:
+                body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                        "metadata": {"name": name, "namespace": namespace},
+                        "spec": {**spec, "acquireTime": _micro(now)}}
+                try:
+                    self._get_json("create leases", "create", "leases.coordination.k8s.io",
+                                   namespace, self._coordination.create_namespaced_lease,
+                                   namespace, body)
+                    return
+                except ApiError as exc:
+                    if exc.status == 409:  # created by someone else meanwhile: look again
+                        continue
+                    raise
+            current = lease.get("spec") or {}
+            other = current.get("holderIdentity")
+            expires = _lease_expiry(current)
+            if other and other != holder and expires is not None and expires > now:
+                raise LockHeld(namespace, name, str(other), expires)
+            if other != holder:
+                spec["acquireTime"] = _micro(now)
+            body = {**lease, "spec": {**current, **spec}}
+            try:
+                self._get_json("update leases", "update", "leases.coordination.k8s.io",
+                               namespace, self._coordination.replace_namespaced_lease,
+                               name, namespace, body)
+                return
+            except ApiError as exc:
+                if exc.status == 409:  # changed since we read it: read again
+                    continue
+                raise
+        raise GateError(f"could not take Lease {namespace}/{name}: it kept changing")
+
+    def release_lease(self, namespace: str, name: str, holder: str) -> bool:
+        """Delete the Lease if ``holder`` still holds it; True when it was ours and is gone."""
+        lease = self._read_lease(namespace, name)
+        if lease is None or (lease.get("spec") or {}).get("holderIdentity") != holder:
+            return False
+        version = (lease.get("metadata") or {}).get("resourceVersion")
+        try:
+            self._get_json("delete leases", "delete", "leases.coordination.k8s.io", namespace,
+                           self._coordination.delete_namespaced_lease, name, namespace,
+                           body={"preconditions": {"resourceVersion": version}})
+        except (NotFound, ApiError):
+            return False
+        return True
+
+    def _read_lease(self, namespace: str, name: str) -> JSONDict | None:
+        try:
+            return self._get_json("get leases", "get", "leases.coordination.k8s.io", namespace,
+                                  self._coordination.read_namespaced_lease, name, namespace)
+        except NotFound:
+            return None
+
     def access_reviews(
         self, namespace: str, requirements: Iterable[defaults.AccessRequirement]
     ) -> list[JSONDict]:
@@ -335,6 +408,26 @@ class Kube:
                 )
             )
         return answers
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _micro(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _lease_expiry(spec: JSONDict) -> datetime | None:
+    renewed = spec.get("renewTime") or spec.get("acquireTime")
+    duration = spec.get("leaseDurationSeconds")
+    if not renewed or not isinstance(duration, int):
+        return None
+    try:
+        moment = datetime.fromisoformat(str(renewed).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment + timedelta(seconds=duration)
 
 
 def _items(data: JSONDict, kind: str) -> list[JSONDict]:

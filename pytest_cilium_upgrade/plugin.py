@@ -172,6 +172,7 @@ class StepItem(pytest.Item):
         flow = gate.flow
         flow.state.running = f"{self.step.phase}::{self.step.name}"
         try:
+            flow.renew_lock()
             message = self.step.run(flow)
         except StepSkipped as exc:
             flow.state.running = None
@@ -432,6 +433,9 @@ def _finish_flow(session: pytest.Session, gate: GateSession) -> None:
     cleaned = flow.cleanup()
     if cleaned:
         gate.notes.append(cleaned)
+    unlocked = flow.release_lock()
+    if unlocked:
+        gate.notes.append(unlocked)
     if running is not None:
         gate.notes.append(f"interrupted during {VIRTUAL_FILE}::{running}")
         gate.notes.append(flow.release_state())

@@ -643,6 +643,12 @@ def test_sigterm_during_a_wait_cleans_up_and_says_where_it_stopped(
         for line in proc.stdout:  # wait until the wait for the pre-flight is under way
             if line.startswith("pre-flight "):
                 break
+        # A second gated upgrade of the same release meanwhile is refused by the lock.
+        second = cluster.flow("1.16.15", "-k", "snapshot_values")
+        assert _outcome(second) == {"failed": 1}
+        refused = cluster.verdicts()["cilium-upgrade.prepare::snapshot_values"]
+        assert "another gated upgrade holds Lease" in refused
+        assert f"pid {proc.pid}" in refused
         proc.send_signal(signal.SIGTERM)
         rest = proc.stdout.read()
         proc.wait(timeout=60)
@@ -658,6 +664,8 @@ def test_sigterm_during_a_wait_cleans_up_and_says_where_it_stopped(
     assert "uninstalled cilium-preflight during clean-up" in rest
     assert cluster.releases() == ["cilium"]
     assert cluster.snapshot.is_file()  # nothing the user had is lost
+    leases = sandbox.kubectl("get", "leases", "-n", cluster.ns, "-o", "name")
+    assert "cilium-upgrade-lock" not in leases  # released on the way out
 
 
 def test_preflight_carries_api_server_and_image_values_from_the_snapshot(
@@ -701,3 +709,36 @@ def test_extra_values_and_upgrade_compatibility_reach_the_release_and_count_as_i
     assert live["debug"] == {"enabled": True}
     assert live["hubble"] == {"relay": {"enabled": False}}
     assert cluster.verdicts()["cilium-upgrade.post::values_preserved"] == "passed"
+
+
+def _lease(cluster: Cluster, holder: str, renewed_seconds_ago: int, duration: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    renewed = datetime.now(UTC) - timedelta(seconds=renewed_seconds_ago)
+    cluster.sandbox.kubectl("apply", "-f", "-", input_text=json.dumps({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "cilium-upgrade-lock", "namespace": cluster.ns},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                 "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+    }))
+
+
+def test_lock_held_by_another_run_refuses_and_an_expired_one_is_reclaimed(
+    cluster: Cluster,
+) -> None:
+    cluster.install("1.15.18")
+    _lease(cluster, "ci job 4242 runner-7", renewed_seconds_ago=5, duration=600)
+    refused = cluster.flow("1.16.15")
+    verdicts = cluster.verdicts()
+    message = verdicts["cilium-upgrade.prepare::snapshot_values"]
+    assert "holder ci job 4242 runner-7" in message
+    assert f"kubectl delete lease cilium-upgrade-lock -n {cluster.ns}" in refused.stdout.str()
+    assert "gate closed" in verdicts["cilium-upgrade.upgrade::helm_upgrade"]
+    assert cluster.releases() == ["cilium"]
+    assert cluster.history() == [(1, "cilium-1.15.18", "deployed")]
+
+    _lease(cluster, "ci job 4242 runner-7", renewed_seconds_ago=700, duration=600)
+    reclaimed = cluster.flow("1.16.15")
+    assert _outcome(reclaimed) == {"passed": 26, "skipped": 9}, reclaimed.stdout.str()
+    leases = cluster.sandbox.kubectl("get", "leases", "-n", cluster.ns, "-o", "name")
+    assert "cilium-upgrade-lock" not in leases
