@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -95,8 +96,9 @@ class Kube:
             )
         except ConfigException as exc:
             raise GateError(f"cannot use kubeconfig {where}: {exc}") from None
-        except (OSError, TypeError, ValueError) as exc:
-            raise GateError(f"cannot read kubeconfig {where}: {exc}") from None
+        except (OSError, TypeError, ValueError, yaml.YAMLError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise GateError(f"cannot read kubeconfig {where}: {detail}") from None
         cfg.retries = False  # retries are ours, bounded and visible
         self.server = cfg.host
         self._api = client.ApiClient(cfg)

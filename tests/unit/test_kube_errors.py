@@ -1,0 +1,133 @@
+"""The Kubernetes adapter's error translation and bounded retries (no cluster needed).
+
+Requests are replaced by functions raising what the client raises; the retry and
+translation logic under test is the adapter's own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from pytest_cilium_upgrade.errors import ApiError, ApiUnreachable, Forbidden, GateError, NotFound
+from pytest_cilium_upgrade.kube import Kube
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    }))
+    return path
+
+
+def _api_error(status: int, message: str = "boom", headers: dict[str, str] | None = None
+               ) -> ApiException:
+    exc = ApiException(status=status, reason="Reason")
+    exc.body = '{"kind":"Status","message":"' + message + '"}'
+    exc.headers = headers or {}
+    return exc
+
+
+class Script:
+    """A request that raises the given errors in turn, then returns ``result``."""
+
+    def __init__(self, *errors: BaseException, result: Any = "ok") -> None:
+        self.errors = list(errors)
+        self.calls = 0
+        self.result = result
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return self.result
+
+
+def _kube(kubeconfig: Path, sleeps: list[float], retries: int = 3) -> Kube:
+    return Kube(str(kubeconfig), retries=retries, backoff=0.5, sleep=sleeps.append)
+
+
+def test_429_is_retried_honouring_retry_after(kubeconfig: Path) -> None:
+    sleeps: list[float] = []
+    kube = _kube(kubeconfig, sleeps)
+    script = Script(_api_error(429, headers={"Retry-After": "7"}), _api_error(503))
+    assert kube._call("list pods", "list", "pods", "ns", script) == "ok"
+    assert script.calls == 3
+    assert sleeps[0] == 7.0
+    assert 0.5 * 2 <= sleeps[1] <= 0.5 * 2 * 1.5  # exponential backoff with jitter
+    assert kube.requests.total == 3
+
+
+def test_retries_are_bounded(kubeconfig: Path) -> None:
+    sleeps: list[float] = []
+    kube = _kube(kubeconfig, sleeps, retries=2)
+    script = Script(*[_api_error(500, "etcd leader changed") for _ in range(10)])
+    with pytest.raises(ApiError, match="etcd leader changed") as info:
+        kube._call("list pods", "list", "pods", "ns", script)
+    assert info.value.status == 500
+    assert script.calls == 3
+    assert len(sleeps) == 2
+
+
+def test_retry_after_is_capped(kubeconfig: Path) -> None:
+    sleeps: list[float] = []
+    kube = _kube(kubeconfig, sleeps)
+    kube._call("x", "list", "pods", "ns",
+               Script(_api_error(429, headers={"Retry-After": "3600"})))
+    assert sleeps == [30.0]
+
+
+def test_forbidden_names_verb_resource_and_namespace(kubeconfig: Path) -> None:
+    kube = _kube(kubeconfig, [])
+    with pytest.raises(Forbidden) as info:
+        kube._call("list pods", "list", "pods", "kube-system",
+                   Script(_api_error(403, 'pods is forbidden: User "x" cannot list')))
+    assert str(info.value).startswith("forbidden: cannot list pods in namespace kube-system")
+    assert (info.value.verb, info.value.resource) == ("list", "pods")
+
+
+def test_not_found_and_long_bodies_are_truncated(kubeconfig: Path) -> None:
+    kube = _kube(kubeconfig, [])
+    with pytest.raises(NotFound, match=r"daemonsets\.apps in namespace ns"):
+        kube._call("get", "get", "daemonsets.apps", "ns", Script(_api_error(404)))
+    raw = ApiException(status=502, reason="Bad Gateway")
+    raw.body = "<html>" + "x" * 5000
+    raw.headers = {}
+    with pytest.raises(ApiError) as info:
+        _kube(kubeconfig, [], retries=0)._call("get", "get", "pods", "ns", Script(raw))
+    assert len(str(info.value)) < 700
+
+
+def test_connection_refused_is_unreachable_after_bounded_retries(kubeconfig: Path) -> None:
+    sleeps: list[float] = []
+    kube = _kube(kubeconfig, sleeps, retries=2)
+    refused = urllib3.exceptions.MaxRetryError(
+        None, "/api", reason=urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    )
+    with pytest.raises(ApiUnreachable, match=r"cannot reach the Kubernetes API at https://127"):
+        kube._call("version", "get", "version", None, Script(refused))
+    reset = urllib3.exceptions.ProtocolError("Connection aborted")
+    assert kube._call("version", "get", "version", None, Script(reset, reset)) == "ok"
+    assert len(sleeps) == 2
+
+
+def test_bad_kubeconfig_and_unknown_context_name_the_file(tmp_path: Path,
+                                                          kubeconfig: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.write_text("clusters: [")
+    with pytest.raises(GateError, match=r"kubeconfig .*broken"):
+        Kube(str(broken))
+    with pytest.raises(GateError, match=r"cannot use kubeconfig .*kubeconfig.*nope"):
+        Kube(str(kubeconfig), context="nope")
+    with pytest.raises(GateError, match=r"missing"):
+        Kube(str(tmp_path / "missing"))
