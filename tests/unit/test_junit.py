@@ -89,12 +89,12 @@ def run(pytester: pytest.Pytester, report: str, *args: str, **outcomes: int) -> 
 
 @pytest.fixture
 def reports(pytester: pytest.Pytester) -> Reports:
-    pytester.makepyfile(test_gate=GATE, test_upgrade=UPGRADE)
+    pytester.makepyfile(test_phases_demo=GATE, test_upgrade_demo=UPGRADE)
     return Reports(
-        pre=run(pytester, "pre.xml", "test_gate.py::TestPre", passed=1, failed=1, skipped=1),
-        upgrade=run(pytester, "upgrade.xml", "test_upgrade.py", passed=1, errors=1),
-        post=run(pytester, "post.xml", "test_gate.py::TestPost", passed=1, failed=1),
-        rollback=run(pytester, "rollback.xml", "test_gate.py::TestPost", passed=1, failed=1),
+        pre=run(pytester, "pre.xml", "test_phases_demo.py::TestPre", passed=1, failed=1, skipped=1),
+        upgrade=run(pytester, "upgrade.xml", "test_upgrade_demo.py", passed=1, errors=1),
+        post=run(pytester, "post.xml", "test_phases_demo.py::TestPost", passed=1, failed=1),
+        rollback=run(pytester, "rollback.xml", "test_phases_demo.py::TestPost", passed=1, failed=1),
     )
 
 
@@ -153,16 +153,16 @@ def test_merge_keeps_every_case_with_distinct_classnames(reports: Reports, tmp_p
     ids = case_ids(root)
     assert len(ids) == len(set(ids)) == 3 + 2 + 2 + 2
     assert {classname for classname, _ in ids} == {
-        "test_gate.TestPre",
-        "test_upgrade",
-        "test_gate.TestPost",
-        "test_gate.TestPost.rollback",
+        "test_phases_demo.TestPre",
+        "test_upgrade_demo",
+        "test_phases_demo.TestPost",
+        "test_phases_demo.TestPost.rollback",
     }
     # The rollback's post checks stand beside the upgrade's, not behind them.
-    assert ("test_gate.TestPost", "test_values_preserved") in ids
-    assert ("test_gate.TestPost.rollback", "test_values_preserved") in ids
+    assert ("test_phases_demo.TestPost", "test_values_preserved") in ids
+    assert ("test_phases_demo.TestPost.rollback", "test_values_preserved") in ids
     assert [(r.classname, r.new_classname) for r in summary.renamed] == [
-        ("test_gate.TestPost", "test_gate.TestPost.rollback")
+        ("test_phases_demo.TestPost", "test_phases_demo.TestPost.rollback")
     ] * 2
     assert all(r.path == reports.rollback and r.name == r.new_name for r in summary.renamed)
 
@@ -200,27 +200,29 @@ def test_failures_skips_errors_and_properties_survive(reports: Reports, tmp_path
     merge_reports(reports.all, out)
     root = parse(out)
 
-    failed = find(root, "test_gate.TestPre", "test_preflight_covers_agent_nodes")
+    failed = find(root, "test_phases_demo.TestPre", "test_preflight_covers_agent_nodes")
     failure = failed.find("failure")
     assert failure is not None
     verdict = "pre-flight READY 5 of 8 agent nodes: cp-1, cp-2, cp-3 lack a toleration"
     assert verdict in (failure.get("message") or "")
     assert verdict in (failure.text or "")
 
-    skipped = find(root, "test_gate.TestPre", "test_target_chart_renders").find("skipped")
+    skipped = find(root, "test_phases_demo.TestPre", "test_target_chart_renders").find("skipped")
     assert skipped is not None
     assert "no target version given" in (skipped.get("message") or "")
 
-    errored = find(root, "test_upgrade", "test_release_revision").find("error")
+    errored = find(root, "test_upgrade_demo", "test_release_revision").find("error")
     assert errored is not None
     assert "release cilium is pending-upgrade" in (errored.text or "")
 
-    rollback = find(root, "test_gate.TestPost.rollback", "test_values_preserved")
+    rollback = find(root, "test_phases_demo.TestPost.rollback", "test_values_preserved")
     rollback_failure = rollback.find("failure")
     assert rollback_failure is not None
     assert "values differ at key hubble.enabled" in (rollback_failure.get("message") or "")
 
-    gate_cases = [c for c in cases(root) if (c.get("classname") or "").startswith("test_gate.")]
+    gate_cases = [
+        c for c in cases(root) if (c.get("classname") or "").startswith("test_phases_demo.")
+    ]
     assert len(gate_cases) == 7
     for case in gate_cases:
         props = properties(case)
@@ -258,8 +260,8 @@ def test_same_file_names_get_distinct_labels(reports: Reports, tmp_path: Path) -
     summary = merge_reports([first, second], out)
     assert [r.label for r in summary.inputs] == ["junit", "junit-2"]
     assert {c for c, _ in case_ids(parse(out))} == {
-        "test_gate.TestPost",
-        "test_gate.TestPost.junit-2",
+        "test_phases_demo.TestPost",
+        "test_phases_demo.TestPost.junit-2",
     }
 
 
@@ -365,8 +367,8 @@ def test_main_merges(reports: Reports, tmp_path: Path, capsys: pytest.CaptureFix
     assert stdout.startswith(f"merged 4 reports into {out}: 9 tests,")
     assert f"{reports.rollback} as upgrade.rollback: 2 tests, 1 failed" in stdout
     assert (
-        f"renamed {reports.rollback}: test_gate.TestPost::test_values_preserved"
-        " -> test_gate.TestPost.rollback::test_values_preserved"
+        f"renamed {reports.rollback}: test_phases_demo.TestPost::test_values_preserved"
+        " -> test_phases_demo.TestPost.rollback::test_values_preserved"
     ) in stdout
     assert parse(out).get("name") == "upgrade"
 
