@@ -32,6 +32,7 @@ from pytest_cilium_upgrade.model import (
     Workload,
     as_selector,
 )
+from pytest_cilium_upgrade.versions import parse_helm_client_version
 
 JSONDict = dict[str, Any]
 
@@ -191,6 +192,11 @@ def _collect_helm(
         out: dict[str, Any] = {"helm_version": helm.version()}
     except GateError as exc:
         return {"helm_error": str(exc)}
+    parsed = parse_helm_client_version(out["helm_version"])
+    if parsed is None or parsed.major not in (3, 4):
+        # nothing else is asked of a client whose flags and output we do not know
+        return {**out, "helm_error": f"helm {out['helm_version'].strip()!r} is not supported: "
+                                     "only Helm 3 and Helm 4 are"}
     ns = request.namespace
     try:
         status = helm.status(request.release, ns)
