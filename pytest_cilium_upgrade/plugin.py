@@ -182,6 +182,7 @@ class StepItem(pytest.Item):
             raise
         # an interruption (KeyboardInterrupt, SIGTERM) leaves `running` set for the report
         flow.state.running = None
+        message = gate.redactor().redact(message)
         self.row_text = message
         self.user_properties.append(("step", message))
         self.add_report_section("call", "step", message)
@@ -193,11 +194,13 @@ class StepItem(pytest.Item):
         excinfo: pytest.ExceptionInfo[BaseException],
         style: Any = None,
     ) -> str:
+        redact = self.config.stash[GATE_KEY].redactor().redact
         if isinstance(excinfo.value, StepFailed):
-            return "\n".join([excinfo.value.summary, *(f"  {d}" for d in excinfo.value.details)])
+            lines = [excinfo.value.summary, *(f"  {d}" for d in excinfo.value.details)]
+            return redact("\n".join(lines))
         if isinstance(excinfo.value, GateError):
-            return f"{type(excinfo.value).__name__}: {excinfo.value}"
-        return str(super().repr_failure(excinfo, style=style))
+            return redact(f"{type(excinfo.value).__name__}: {excinfo.value}")
+        return redact(str(super().repr_failure(excinfo, style=style)))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return (self.path, None,

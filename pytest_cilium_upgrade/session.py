@@ -265,7 +265,8 @@ class GateSession:
                 live = None
         saved = read_values_snapshot(Path(self.settings.values_snapshot))
         return checks.redactor_for(
-            ClusterSnapshot(values_snapshot=saved, live_values=live), self.params
+            ClusterSnapshot(values_snapshot=saved, live_values=live),
+            replace(self.params, intended_overrides=self.intended_overrides()),
         )
 
     def results(self) -> list[tuple[CheckSpec, CheckResult]]:

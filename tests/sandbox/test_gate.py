@@ -742,3 +742,32 @@ def test_lock_held_by_another_run_refuses_and_an_expired_one_is_reclaimed(
     assert _outcome(reclaimed) == {"passed": 26, "skipped": 9}, reclaimed.stdout.str()
     leases = cluster.sandbox.kubectl("get", "leases", "-n", cluster.ns, "-o", "name")
     assert "cilium-upgrade-lock" not in leases
+
+
+def test_planted_secrets_never_reach_output_report_or_summary(cluster: Cluster) -> None:
+    tls_key = "-----BEGIN PRIVATE KEY-----PLANTEDTLSKEYMATERIALabcdefghij0123456789"
+    cert = "PLANTEDCERTIFICATEDATA0123456789abcdefghijklmnop"
+    set_key = "PLANTEDSETTOKENqwertyuiop0123456789asdfghjk"
+    cluster.install("1.15.18", "--set", f"hubble.tls.server.key={tls_key}",
+                    "--set", f"hubble.tls.server.cert={cert}")
+    planted = (tls_key, "PLANTEDTLSKEYMATERIAL", cert, set_key)
+
+    dry = cluster.flow("1.16.15", "--cilium-dry-run", f"--cilium-set=hubble.tls.ca.key={set_key}")
+    # a failing run that rolls back, with the secret also in an upgrade --set
+    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns, labels={"k8s-app": "cilium"},
+                           images=["quay.io/cilium/cilium:v1.16.15"],
+                           nodes=["cilium-upgrade-worker"], restarts=2))
+    failing = cluster.flow("1.16.15", "--cilium-timeout=8", "--cilium-overwrite-snapshot",
+                           f"--cilium-set=hubble.tls.ca.key={set_key}", "-vv", "-rA")
+    assert failing.ret != 0
+    assert cluster.verdicts()["cilium-upgrade.rollback::helm_rollback"] == "passed"
+    for run in (dry, failing):
+        text = run.stdout.str() + run.stderr.str()
+        for secret in planted:
+            assert secret not in text
+    for secret in planted:
+        assert secret not in cluster.junit.read_text()
+        assert secret not in cluster.summary.read_text()
+        assert secret not in cluster.state.read_text()
+    assert "[REDACTED]" in dry.stdout.str()  # the --set value in the printed plan
+    assert cluster.snapshot.stat().st_mode & 0o777 == 0o600
