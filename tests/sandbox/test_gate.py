@@ -465,7 +465,8 @@ def test_post_checks_pass_after_a_real_upgrade_and_fail_without_one(cluster: Clu
     assert "cilium-upgrade.post::release_upgraded_to_target" in failed
     assert "cilium-upgrade.post::agents_run_target_version" in failed
     assert "cilium-upgrade.post::preflight_removed" in failed
-    assert _outcome(not_yet)["failed"] >= 3
+    assert "cilium-upgrade.post::operator_runs_target_version" in failed
+    assert _outcome(not_yet)["failed"] >= 4
 
     cluster.helm("uninstall", "cilium-preflight", "--wait")
     cluster.upgrade("1.16.0")
@@ -490,9 +491,16 @@ def test_post_checks_catch_a_broken_upgrade(cluster: Cluster) -> None:
     cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
                            labels={"k8s-app": "cilium"}, nodes=["cilium-upgrade-worker"],
                            restarts=9))
+    # and the operator left behind on the old version
+    cluster.sandbox.kubectl("set", "image", "-n", cluster.ns, "deployment/cilium-operator",
+                            "cilium-operator=quay.io/cilium/operator-generic:v1.15.18")
+    cluster.sandbox.kubectl("rollout", "status", "-n", cluster.ns,
+                            "deployment/cilium-operator", "--timeout=60s")
     result = cluster.gate("--cilium-phase=post", "--cilium-target-version=1.16.0")
     verdicts = cluster.verdicts()
     text = result.stdout.str()
+    assert verdicts["cilium-upgrade.post::operator_runs_target_version"] != "passed"
+    assert verdicts["cilium-upgrade.post::components_on_one_version"] != "passed"
     assert verdicts["cilium-upgrade.post::release_upgraded_to_target"] == "passed"
     assert verdicts["cilium-upgrade.post::agents_run_target_version"] != "passed"
     assert node in text
@@ -578,7 +586,7 @@ def test_agents_failing_after_the_upgrade_are_rolled_back(cluster: Cluster) -> N
                            labels={"k8s-app": "cilium"},
                            images=["quay.io/cilium/cilium:v1.16.15"],
                            nodes=["cilium-upgrade-worker2"], restarts=4))
-    result = cluster.flow("1.16.15", "--cilium-timeout=10")
+    result = cluster.flow("1.16.15", "--cilium-timeout=20")
     assert result.ret != 0
     verdicts = cluster.verdicts()
     assert "timed out" in verdicts["cilium-upgrade.upgrade::wait_rollout"]
