@@ -216,6 +216,8 @@ class UpgradeFlow:
         """Install the pre-flight release of the target version."""
         self._need()
         s = self.settings
+        if "prepare" in self.state.failed_phases:
+            raise StepSkipped("an earlier prepare step failed; nothing is installed")
         sets, values = self._preflight_values()
         command = self.helm.install_command(
             s.preflight_release, self.chart, self.target, self.ns,
@@ -237,6 +239,8 @@ class UpgradeFlow:
         self._need()
         if self.settings.dry_run:
             return "would wait for the pre-flight DaemonSet and Deployment to be ready"
+        if not self.state.preflight_installed:
+            raise StepSkipped("this run installed no pre-flight release")
         deadline = time.monotonic() + self.settings.timeout
         done = [
             self._wait("DaemonSet", defaults.PREFLIGHT_DAEMONSET, "pre-flight", deadline,
@@ -255,6 +259,9 @@ class UpgradeFlow:
                                               timeout_s=s.timeout)
         if s.dry_run:
             return "would run: " + self._plan(command)
+        if not self.state.preflight_installed:
+            # never touch a pre-flight this run did not install (another run's, say)
+            raise StepSkipped("this run installed no pre-flight release")
         if s.keep_preflight:
             raise StepSkipped(f"{s.preflight_release} kept (--cilium-keep-preflight)")
         if self._release(s.preflight_release) is None:

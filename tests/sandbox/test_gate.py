@@ -735,15 +735,19 @@ def test_lock_held_by_another_run_refuses_and_an_expired_one_is_reclaimed(
     cluster: Cluster,
 ) -> None:
     cluster.install("1.15.18")
+    cluster.preflight("1.16.15")  # the pre-flight of the run that holds the lock
     _lease(cluster, "ci job 4242 runner-7", renewed_seconds_ago=5, duration=600)
     refused = cluster.flow("1.16.15")
     verdicts = cluster.verdicts()
     message = verdicts["cilium-upgrade.prepare::snapshot_values"]
     assert "holder ci job 4242 runner-7" in message
     assert f"kubectl delete lease cilium-upgrade-lock -n {cluster.ns}" in refused.stdout.str()
+    assert verdicts["cilium-upgrade.prepare::install_preflight"].startswith("skipped")
+    assert verdicts["cilium-upgrade.upgrade::uninstall_preflight"].startswith("skipped")
     assert "gate closed" in verdicts["cilium-upgrade.upgrade::helm_upgrade"]
-    assert cluster.releases() == ["cilium"]
+    assert sorted(cluster.releases()) == ["cilium", "cilium-preflight"]  # left alone
     assert cluster.history() == [(1, "cilium-1.15.18", "deployed")]
+    cluster.helm("uninstall", "cilium-preflight", "--wait")
 
     _lease(cluster, "ci job 4242 runner-7", renewed_seconds_ago=700, duration=600)
     reclaimed = cluster.flow("1.16.15")
