@@ -1,0 +1,344 @@
+"""The RBAC roles of ``deploy/rbac`` on the sandbox (RBAC authorization on).
+
+The roles are applied as shipped, moved into the test's namespace: the read-only
+identity (``cilium-upgrade-checks``) runs the pre and post checks, and the upgrade
+identity (``cilium-upgrade``) the whole gated upgrade. Each runs the gate in a
+pytester sub-run with a kubeconfig holding only its ServiceAccount token.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pytest_cilium_upgrade.sandbox.cluster import Sandbox
+from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+RBAC = ROOT / "deploy" / "rbac"
+RBAC_FILES = ("checks-clusterrole.yaml", "checks-role.yaml", "upgrade-role.yaml")
+CHARTS = ROOT / "tests" / "charts"
+VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
+PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
+                  "--set", "operator.enabled=false")
+READER = "cilium-upgrade-checks"
+UPGRADER = "cilium-upgrade"
+CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding")
+READ_VERBS = {"get", "list", "watch"}
+
+
+def _manifests() -> list[dict[str, Any]]:
+    return [doc for name in RBAC_FILES for doc in yaml.safe_load_all((RBAC / name).read_text())
+            if doc]
+
+
+class Rbac:
+    """The shipped roles in one test's namespace, and a gate run as either identity."""
+
+    def __init__(self, sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> None:
+        self.sandbox = sandbox
+        self.ns = namespace
+        self.pytester = pytester
+        self.snapshot = pytester.path / "values.yaml"
+        self.state = pytester.path / "state.json"
+        self.junit = pytester.path / "junit.xml"
+        self.tokens: list[str] = []
+        # cluster-scoped objects get the namespace as suffix, so tests never share them
+        self.cluster_objects: list[tuple[str, str]] = []
+
+    def apply_roles(self) -> None:
+        """The YAML as shipped, with kube-system replaced by the test's namespace."""
+        docs = _manifests()
+        for doc in docs:
+            meta = doc["metadata"]
+            if doc["kind"] in CLUSTER_SCOPED:
+                meta["name"] = f"{meta['name']}-{self.ns}"
+                self.cluster_objects.append((doc["kind"].lower(), meta["name"]))
+            else:
+                assert meta["namespace"] == "kube-system"
+                meta["namespace"] = self.ns
+            ref = doc.get("roleRef")
+            if ref is not None and ref["kind"] == "ClusterRole":
+                ref["name"] = f"{ref['name']}-{self.ns}"
+            for subject in doc.get("subjects", ()):
+                assert subject["namespace"] == "kube-system"
+                subject["namespace"] = self.ns
+        path = self.pytester.path / "rbac.yaml"
+        path.write_text(yaml.safe_dump_all(docs))
+        self.sandbox.kubectl("apply", "-f", str(path))
+
+    def delete_cluster_objects(self) -> None:
+        if self.cluster_objects:
+            self.sandbox.kubectl("delete", "--ignore-not-found", "--wait=false",
+                                 *[f"{kind}/{name}" for kind, name in self.cluster_objects])
+
+    def kubeconfig(self, account: str) -> Path:
+        """A kubeconfig holding nothing but a token of the ServiceAccount ``account``."""
+        token = self.sandbox.kubectl("create", "token", account, "-n", self.ns,
+                                     "--duration=15m").strip()
+        self.tokens.append(token)
+        admin = yaml.safe_load(self.sandbox.kubeconfig.read_text())
+        cluster_entry = admin["clusters"][0]
+        restricted = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [cluster_entry],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": account, "context": {"cluster": cluster_entry["name"],
+                                                        "user": account, "namespace": self.ns}}],
+            "current-context": account,
+        }
+        path = self.pytester.path / f"{account}.kubeconfig"
+        path.write_text(yaml.safe_dump(restricted))
+        path.chmod(0o600)
+        return path
+
+    def can_i(self, account: str, verb: str, resource: str) -> bool:
+        user = f"system:serviceaccount:{self.ns}:{account}"
+        answer = self.sandbox.kubectl("auth", "can-i", verb, resource, "-n", self.ns,
+                                      f"--as={user}", check=False)
+        return answer.strip() == "yes"
+
+    # ------------------------------------------------------------------ as admin
+    def helm(self, *args: str) -> str:
+        return self.sandbox.helm(3, *args, "-n", self.ns).stdout
+
+    def install(self, version: str) -> None:
+        self.helm("install", "cilium", str(CHARTS / version), "--wait", "--timeout", "2m")
+
+    def preflight(self, version: str) -> None:
+        self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
+        self.helm("install", "cilium-preflight", str(CHARTS / version), *PREFLIGHT_SETS,
+                  "--wait", "--timeout", "2m")
+
+    def history(self) -> list[tuple[int, str, str]]:
+        entries = json.loads(self.helm("history", "cilium", "-o", "json"))
+        return [(e["revision"], e["chart"], e["status"]) for e in entries]
+
+    def releases(self) -> list[str]:
+        return self.helm("list", "-a", "-q").split()
+
+    def leases(self) -> str:
+        return self.sandbox.kubectl("get", "leases", "-n", self.ns, "-o", "name")
+
+    def preflight_cluster_objects(self) -> str:
+        return self.sandbox.kubectl("get", "clusterrole,clusterrolebinding",
+                                    "--field-selector=metadata.name=cilium-pre-flight",
+                                    "-o", "name")
+
+    # ------------------------------------------------------------------ the gate
+    def gate(self, kubeconfig: Path, *args: str, helm_major: int = 3) -> pytest.RunResult:
+        binaries = self.sandbox.binaries
+        helm = binaries.helm3 if helm_major == 3 else binaries.helm4
+        return self.pytester.runpytest(
+            "--cilium-upgrade",
+            f"--cilium-kubeconfig={kubeconfig}",
+            f"--cilium-helm={helm}",
+            f"--cilium-namespace={self.ns}",
+            f"--cilium-chart={CHARTS}",
+            f"--cilium-values-snapshot={self.snapshot}",
+            f"--cilium-state-file={self.state}",
+            f"--junitxml={self.junit}",
+            "-p", "no:cacheprovider",
+            "-rA",
+            *args,
+        )
+
+    def flow(self, kubeconfig: Path, target: str, *args: str,
+             helm_major: int = 3) -> pytest.RunResult:
+        self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
+        return self.gate(
+            kubeconfig, "--cilium-perform-upgrade", f"--cilium-target-version={target}",
+            "--cilium-timeout=20", "--cilium-request-timeout=5", *args, helm_major=helm_major,
+        )
+
+    def verdicts(self) -> dict[str, str]:
+        """JUnit testcase name -> 'passed', 'skipped: ...' or the whole failure report."""
+        out = {}
+        # the report is our own sub-run's file, not untrusted input
+        for case in ET.parse(self.junit).getroot().iter("testcase"):  # noqa: S314
+            failure = case.find("failure")
+            skipped = case.find("skipped")
+            key = f"{case.get('classname')}::{case.get('name')}"
+            if failure is not None:
+                out[key] = failure.text or failure.get("message") or ""
+            elif skipped is not None:
+                out[key] = "skipped: " + skipped.get("message", "")
+            else:
+                out[key] = "passed"
+        return out
+
+    def assert_no_token_in(self, result: pytest.RunResult) -> None:
+        text = result.stdout.str() + self.junit.read_text()
+        for token in self.tokens:
+            assert token not in text
+
+
+@pytest.fixture
+def rbac(sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> Iterator[Rbac]:
+    box = Rbac(sandbox, namespace, pytester)
+    try:
+        box.apply_roles()
+        yield box
+    finally:
+        # The pre-flight's ClusterRole and ClusterRoleBinding outlive the namespace.
+        for release in sandbox.helm(3, "list", "-q", "-a", "-n", namespace).stdout.split():
+            sandbox.helm(3, "uninstall", release, "-n", namespace, "--wait", check=False)
+        box.delete_cluster_objects()
+        sandbox.clear_faults()
+
+
+def _outcome(result: pytest.RunResult) -> dict[str, int]:
+    return {k: v for k, v in result.parseoutcomes().items()
+            if k in ("passed", "failed", "skipped")}
+
+
+def _not_passed(verdicts: dict[str, str], phase: str) -> dict[str, str]:
+    return {k: v for k, v in verdicts.items()
+            if k.startswith(f"cilium-upgrade.{phase}::") and v != "passed"}
+
+
+# ---------------------------------------------------------------------------- the files
+
+
+def test_read_only_roles_grant_only_reads_and_bindings_name_shipped_roles() -> None:
+    docs = _manifests()
+    roles = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role",
+                                                                              "ClusterRole")}
+    for doc in docs:
+        if doc["kind"] not in CLUSTER_SCOPED:
+            assert doc["metadata"]["namespace"] == "kube-system", doc["metadata"]
+        if "roleRef" in doc:
+            assert (doc["roleRef"]["kind"], doc["roleRef"]["name"]) in roles, doc["metadata"]
+        if doc["kind"] in ("Role", "ClusterRole") and doc["metadata"]["name"] == READER:
+            verbs = {v for rule in doc["rules"] for v in rule["verbs"]}
+            assert verbs <= READ_VERBS, (doc["kind"], verbs - READ_VERBS)
+
+
+# ---------------------------------------------------------------------------- read-only
+
+
+@pytest.mark.parametrize("helm_major", [3, 4])
+def test_pre_checks_pass_under_the_read_only_roles(rbac: Rbac, helm_major: int) -> None:
+    rbac.install("1.15.18")
+    rbac.preflight("1.16.15")
+    reader = rbac.kubeconfig(READER)
+    for verb, resource in (("create", "secrets"), ("create", "leases.coordination.k8s.io"),
+                           ("patch", "daemonsets.apps"), ("delete", "pods"),
+                           ("create", "clusterroles.rbac.authorization.k8s.io")):
+        assert not rbac.can_i(READER, verb, resource), f"{READER} may {verb} {resource}"
+
+    result = rbac.gate(reader, "--cilium-phase=pre", "--cilium-target-version=1.16.15",
+                       "--cilium-write-snapshot", helm_major=helm_major)
+    assert _outcome(result) == {"passed": 13}, result.stdout.str()
+    assert "forbidden" not in result.stdout.str().lower()  # no read was refused either
+    verdicts = rbac.verdicts()
+    assert verdicts["cilium-upgrade.pre::cluster_reachable_and_access_allowed"] == "passed"
+    assert json.loads(rbac.state.read_text())["revision"] == 1
+    rbac.assert_no_token_in(result)
+
+
+def test_post_checks_pass_under_the_read_only_roles(rbac: Rbac) -> None:
+    rbac.install("1.15.18")
+    rbac.preflight("1.16.15")
+    reader = rbac.kubeconfig(READER)
+    pre = rbac.gate(reader, "--cilium-phase=pre", "--cilium-target-version=1.16.15",
+                    "--cilium-write-snapshot")
+    assert _outcome(pre) == {"passed": 13}, pre.stdout.str()
+
+    # the upgrade itself, by an administrator
+    rbac.helm("uninstall", "cilium-preflight", "--wait")
+    rbac.helm("upgrade", "cilium", str(CHARTS / "1.16.15"), "-f", str(rbac.snapshot),
+              "--wait", "--timeout", "2m")
+    rbac.sandbox.kubectl("rollout", "status", "-n", rbac.ns, "daemonset/cilium",
+                         "--timeout=60s")
+
+    post = rbac.gate(reader, "--cilium-phase=post", "--cilium-target-version=1.16.15")
+    assert _outcome(post) == {"passed": 7}, post.stdout.str()
+    assert "forbidden" not in post.stdout.str().lower()
+    assert _not_passed(rbac.verdicts(), "post") == {}
+    rbac.assert_no_token_in(post)
+
+
+def test_performing_the_upgrade_under_the_read_only_roles_stops_at_the_first_write(
+    rbac: Rbac,
+) -> None:
+    rbac.install("1.15.18")
+    reader = rbac.kubeconfig(READER)
+    result = rbac.flow(reader, "1.16.15")
+    assert result.ret != 0
+    verdicts = rbac.verdicts()
+    user = f'User "system:serviceaccount:{rbac.ns}:{READER}"'
+
+    # The first write is taking the upgrade lock; the message names verb, resource and who.
+    refused = verdicts["cilium-upgrade.prepare::snapshot_values"]
+    assert f"cannot create leases.coordination.k8s.io in namespace {rbac.ns}" in refused
+    assert f'{user} cannot create resource "leases"' in refused
+    # Helm, if it gets to try, is refused by the API and says so.
+    install = verdicts["cilium-upgrade.prepare::install_preflight"]
+    assert install.startswith("skipped") or (
+        "INSTALLATION FAILED" in install and f"is forbidden: {user} cannot" in install
+    ), install
+    assert "gate closed" in verdicts["cilium-upgrade.upgrade::helm_upgrade"]
+    for phase in ("post", "rollback"):
+        later = {k: v for k, v in verdicts.items() if k.startswith(f"cilium-upgrade.{phase}::")}
+        assert later, phase
+        assert all(v.startswith("skipped") for v in later.values()), later
+
+    # nothing half-done: no pre-flight, no lock, the release as it was
+    assert rbac.releases() == ["cilium"]
+    assert rbac.history() == [(1, "cilium-1.15.18", "deployed")]
+    assert "cilium-upgrade-lock" not in rbac.leases()
+    assert rbac.preflight_cluster_objects() == ""
+    rbac.assert_no_token_in(result)
+
+
+# ---------------------------------------------------------------------------- the upgrade role
+
+
+@pytest.mark.parametrize("helm_major", [3, 4])
+def test_gated_upgrade_passes_under_the_upgrade_role(rbac: Rbac, helm_major: int) -> None:
+    rbac.install("1.15.18")
+    upgrader = rbac.kubeconfig(UPGRADER)
+    result = rbac.flow(upgrader, "1.16.15", helm_major=helm_major)
+    assert result.ret == 0, result.stdout.str()
+    verdicts = rbac.verdicts()
+    for phase in ("prepare", "pre", "upgrade", "post"):
+        assert _not_passed(verdicts, phase) == {}, result.stdout.str()
+    assert rbac.history() == [(1, "cilium-1.15.18", "superseded"),
+                              (2, "cilium-1.16.15", "deployed")]
+    assert rbac.releases() == ["cilium"]
+    assert "cilium-upgrade-lock" not in rbac.leases()
+    assert rbac.preflight_cluster_objects() == ""  # uninstalled with the pre-flight
+    rbac.assert_no_token_in(result)
+
+
+def test_rollback_passes_under_the_upgrade_role(rbac: Rbac) -> None:
+    rbac.install("1.15.18")
+    rbac.sandbox.add_fault(PodFault(Fault.CRASH_LOOP, namespace=rbac.ns,
+                                    labels={"k8s-app": "cilium"},
+                                    images=["quay.io/cilium/cilium:v1.16.15"],
+                                    nodes=["cilium-upgrade-worker2"], restarts=4))
+    upgrader = rbac.kubeconfig(UPGRADER)
+    result = rbac.flow(upgrader, "1.16.15", "--cilium-timeout=10")
+    assert result.ret != 0
+    verdicts = rbac.verdicts()
+    assert "timed out" in verdicts["cilium-upgrade.upgrade::wait_rollout"]
+    assert verdicts["cilium-upgrade.rollback::helm_rollback"] == "passed"
+    assert _not_passed(verdicts, "rollback") == {}, result.stdout.str()
+    assert rbac.history() == [(1, "cilium-1.15.18", "superseded"),
+                              (2, "cilium-1.16.15", "superseded"),
+                              (3, "cilium-1.15.18", "deployed")]
+    # the rollback removed what only 1.16 renders
+    assert rbac.sandbox.kubectl("get", "daemonset", "cilium-envoy", "-n", rbac.ns,
+                                "--ignore-not-found", "-o", "name") == ""
+    assert "cilium-upgrade-lock" not in rbac.leases()
+    rbac.assert_no_token_in(result)
