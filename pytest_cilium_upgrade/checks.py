@@ -20,7 +20,12 @@ import yaml
 from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.model import ClusterSnapshot, HelmHistoryEntry, Pod, Workload
 from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.scheduling import Ineligibility, NodeEligibility, evaluate_node
+from pytest_cilium_upgrade.scheduling import (
+    Ineligibility,
+    NodeEligibility,
+    affinity_domain_counts,
+    evaluate_node,
+)
 from pytest_cilium_upgrade.versions import (
     Hop,
     Version,
@@ -923,6 +928,11 @@ def preflight_coverage(snapshot: ClusterSnapshot, params: CheckParams) -> Covera
     ]
     agent_nodes = sorted({p.node_name for p in agent_pods})
     node_map = {n.name: n for n in snapshot.nodes}
+    # the pods per topology domain are the same for every node: count them once
+    affinity_counts = affinity_domain_counts(
+        ds.scheduling.required_pod_affinity, pods=snapshot.pods, nodes=node_map,
+        pod_namespace=ds.namespace,
+    )
     eligible: list[str] = []
     ineligible: list[NodeEligibility] = []
     for name in agent_nodes:
@@ -938,6 +948,7 @@ def preflight_coverage(snapshot: ClusterSnapshot, params: CheckParams) -> Covera
             nodes=node_map,
             pod_namespace=ds.namespace,
             pod_labels=ds.template_labels,
+            affinity_counts=affinity_counts,
         )
         if verdict.eligible:
             eligible.append(name)

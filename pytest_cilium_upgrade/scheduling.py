@@ -201,30 +201,24 @@ def _pod_matches_term(
     return term.label_selector.matches(pod_labels)
 
 
-def pod_affinity_mismatch(
+DomainCounts = dict[tuple[str, str], int]
+
+
+def affinity_domain_counts(
     terms: Sequence[PodAffinityTerm],
-    node: Node,
     *,
     pods: Iterable[Pod],
     nodes: Mapping[str, Node],
     pod_namespace: str,
-    pod_labels: Mapping[str, str],
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
-) -> str:
-    """``""`` when required pod affinity admits ``node``, else why not.
+) -> DomainCounts:
+    """How many running pods matching every term sit in each (topology key, value) domain.
 
-    As in the scheduler, only running (assigned, non-terminal) pods that match every
-    term count; each term's topology domain of ``node`` must hold one. If no pod in
-    the cluster matches and the incoming pod matches its own terms, it is admitted
-    (the first pod of a group with affinity to itself).
+    It does not depend on the node being judged: compute it once per pod template and
+    pass it to :func:`pod_affinity_mismatch` for every node.
     """
-    if not terms:
-        return ""
     ns_labels = namespace_labels or {}
-    for term in terms:
-        if term.topology_key not in node.labels:
-            return f"required pod affinity to {term}: node has no label {term.topology_key}"
-    counts: dict[tuple[str, str], int] = {}
+    counts: DomainCounts = {}
     for pod in pods:
         if not pod.scheduled or pod.terminal or not pod.node_name:
             continue
@@ -239,6 +233,38 @@ def pod_affinity_mismatch(
             value = host.labels.get(t.topology_key)
             if value is not None:
                 counts[(t.topology_key, value)] = counts.get((t.topology_key, value), 0) + 1
+    return counts
+
+
+def pod_affinity_mismatch(
+    terms: Sequence[PodAffinityTerm],
+    node: Node,
+    *,
+    pods: Iterable[Pod],
+    nodes: Mapping[str, Node],
+    pod_namespace: str,
+    pod_labels: Mapping[str, str],
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    counts: DomainCounts | None = None,
+) -> str:
+    """``""`` when required pod affinity admits ``node``, else why not.
+
+    As in the scheduler, only running (assigned, non-terminal) pods that match every
+    term count; each term's topology domain of ``node`` must hold one. If no pod in
+    the cluster matches and the incoming pod matches its own terms, it is admitted
+    (the first pod of a group with affinity to itself).
+    """
+    if not terms:
+        return ""
+    ns_labels = namespace_labels or {}
+    for term in terms:
+        if term.topology_key not in node.labels:
+            return f"required pod affinity to {term}: node has no label {term.topology_key}"
+    if counts is None:
+        counts = affinity_domain_counts(
+            terms, pods=pods, nodes=nodes, pod_namespace=pod_namespace,
+            namespace_labels=ns_labels,
+        )
     missing = [
         t for t in terms if counts.get((t.topology_key, node.labels[t.topology_key]), 0) <= 0
     ]
@@ -298,6 +324,7 @@ def evaluate_node(
     pod_labels: Mapping[str, str] | None = None,
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
     check_pod_affinity: bool = True,
+    affinity_counts: DomainCounts | None = None,
 ) -> NodeEligibility:
     """Every reason a pod with ``spec`` cannot be placed on ``node`` (none: eligible).
 
@@ -333,6 +360,7 @@ def evaluate_node(
             pod_namespace=pod_namespace,
             pod_labels=pod_labels or {},
             namespace_labels=namespace_labels,
+            counts=affinity_counts,
         )
         if msg:
             reasons.append(Ineligibility("pod-affinity", msg))
