@@ -364,6 +364,9 @@ def test_crash_looping_validator_fails_with_the_invalid_policy_from_previous_log
                            labels={"k8s-app": "cilium-pre-flight-check-deployment"},
                            container="cnp-validator", restarts=4))
     cluster.helm("install", "cilium-preflight", str(CHARTS / "1.16.0"), *PREFLIGHT_SETS)
+    # the Deployment exists once helm returns; its pod only once the controller made it
+    cluster.sandbox.kubectl("wait", "deployment/cilium-pre-flight-check", "-n", cluster.ns,
+                            "--for=jsonpath={.status.replicas}=1", "--timeout=60s")
     cluster.sandbox.kubectl("wait", "pods", "-n", cluster.ns,
                             "-l", "k8s-app=cilium-pre-flight-check-deployment",
                             "--for=jsonpath={.status.phase}=Running", "--timeout=60s")
