@@ -99,6 +99,8 @@ class GateSession:
         self.snapshot_outcome: str | None = None
         self._flow: UpgradeFlow | None = None
         self.rows: list[Row] = []
+        self._redactor: Redactor | None = None
+        self._redactor_key: object = None
         self.notes: list[str] = []
         self.progress: Callable[[str], None] = lambda _: None
 
@@ -256,18 +258,32 @@ class GateSession:
         return self._flow
 
     def redactor(self) -> Redactor:
-        """Secrets of the saved and the live values (read fresh: the snapshot may be new)."""
+        """Secrets of the saved and the live values and of the upgrade's own values.
+
+        Built again only when the snapshot file changed or helm changed the release
+        (upgrade, rollback), so steps do not each run ``helm get values``.
+        """
+        path = Path(self.settings.values_snapshot)
+        try:
+            stamp: object = path.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        flow = self._flow.state if self._flow is not None else None
+        key = (stamp, flow.upgraded_revision if flow else None, flow.rolled_back if flow else None)
+        if self._redactor is not None and self._redactor_key == key:
+            return self._redactor
         live = None
         if self._helm is not None:
             try:
                 live = self._helm.get_values(self.settings.release, self.settings.namespace)
             except GateError:
                 live = None
-        saved = read_values_snapshot(Path(self.settings.values_snapshot))
-        return checks.redactor_for(
-            ClusterSnapshot(values_snapshot=saved, live_values=live),
+        self._redactor = checks.redactor_for(
+            ClusterSnapshot(values_snapshot=read_values_snapshot(path), live_values=live),
             replace(self.params, intended_overrides=self.intended_overrides()),
         )
+        self._redactor_key = key
+        return self._redactor
 
     def results(self) -> list[tuple[CheckSpec, CheckResult]]:
         return list(self._results)
