@@ -442,9 +442,9 @@ def notice_latency(box: Sandbox, kube: Kube, core: Any, victim: str) -> NoticeRu
                threading.Thread(target=watch_ds, daemon=True)]
     for thread in threads:
         thread.start()
+    # both watches have delivered their initial state: they are open
     pod_open.wait(60)
     ds_open.wait(60)
-    time.sleep(0.5)  # both watches are open and idle
     deleted_at.append(time.monotonic())
     box.kubectl("delete", "pod", "-n", NS, victim, "--wait=false")
     pod_done.wait(60)
