@@ -2,20 +2,28 @@
 
 Reads come back as plain JSON dicts (the API's own camelCase form, decoded straight
 from the response body without building client model objects), which is what the
-snapshot model consumes. Every failure is translated here, once, into the gate's
-error hierarchy; transient answers (429, 5xx, connection resets) are retried a
-bounded number of times with backoff, honouring ``Retry-After``.
+snapshot model consumes. Requests go through the client's ``ApiClient`` (kubeconfig
+credentials, TLS, exec plugins, token refresh) by path; the generated per-endpoint
+API classes are not used: importing them builds validation for every API type, which
+took most of a second of each gate run, and we would only ask them for raw bodies.
+
+Every failure is translated here, once, into the gate's error hierarchy; transient
+answers (429, 5xx, connection resets) are retried a bounded number of times with
+backoff, honouring ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import urllib3
 import yaml
@@ -23,7 +31,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade import defaults, release_records
 from pytest_cilium_upgrade.errors import (
     ApiError,
     ApiUnreachable,
@@ -37,6 +45,7 @@ from pytest_cilium_upgrade.errors import (
 JSONDict = dict[str, Any]
 T = TypeVar("T")
 _RETRYABLE = {429, 500, 502, 503, 504}
+LEASES = "leases.coordination.k8s.io"
 _MAX_BODY = 500
 
 
@@ -45,9 +54,11 @@ class RequestLog:
     """How many API requests were made, by operation (for tests and benchmarks)."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, operation: str) -> None:
-        self.counts[operation] = self.counts.get(operation, 0) + 1
+        with self._lock:  # snapshots read concurrently
+            self.counts[operation] = self.counts.get(operation, 0) + 1
 
     @property
     def total(self) -> int:
@@ -102,11 +113,10 @@ class Kube:
         cfg.retries = False  # retries are ours, bounded and visible
         self.server = cfg.host
         self._api = client.ApiClient(cfg)
-        self._core = client.CoreV1Api(self._api)
-        self._apps = client.AppsV1Api(self._api)
-        self._authz = client.AuthorizationV1Api(self._api)
-        self._version = client.VersionApi(self._api)
-        self._coordination = client.CoordinationV1Api(self._api)
+
+    @functools.cached_property
+    def _apps(self) -> Any:
+        return client.AppsV1Api(self._api)
 
     def close(self) -> None:
         self._api.close()
@@ -175,56 +185,80 @@ class Kube:
                 return min(float(retry_after), 30.0)
         return float(self.backoff * (2 ** (attempt - 1)) * (1 + random.random() / 2))  # noqa: S311
 
+    def _send(
+        self,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]] = (),
+        body: JSONDict | None = None,
+        *,
+        accept: str = "application/json",
+    ) -> Any:
+        """One request through the client's transport; the response, or ApiException."""
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        serialized = self._api.param_serialize(
+            method=method, resource_path=path, query_params=list(query) or None,
+            header_params=headers, body=body, auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(*serialized, _request_timeout=self.request_timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException(http_resp=response)
+        return response
+
     def _get_json(
         self, operation: str, verb: str, resource: str, namespace: str | None,
-        fn: Callable[..., Any], *args: Any, **kwargs: Any,
+        method: str, path: str, query: Iterable[tuple[str, str]] = (),
+        body: JSONDict | None = None,
     ) -> JSONDict:
         def request() -> JSONDict:
-            response = fn(
-                *args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs
-            )
-            data: JSONDict = json.loads(response.data)
+            data: JSONDict = json.loads(self._send(method, path, query, body).read())
             return data
 
         return self._call(operation, verb, resource, namespace, request)
 
+    def _list(
+        self, kind: str, resource: str, path: str, namespace: str | None,
+        selector: str | None = None,
+    ) -> list[JSONDict]:
+        query = [("labelSelector", selector)] if selector else []
+        data = self._get_json(f"list {resource.split('.')[0]}", "list", resource, namespace,
+                              "GET", path, query)
+        return _items(data, kind)
+
     # ------------------------------------------------------------------ reads
     def server_version(self) -> str:
-        data = self._get_json("version", "get", "version", None, self._version.get_code)
+        data = self._get_json("version", "get", "version", None, "GET", "/version/")
         return str(data.get("gitVersion", ""))
 
     def list_nodes(self) -> list[JSONDict]:
-        data = self._get_json("list nodes", "list", "nodes", None, self._core.list_node)
-        return _items(data, "Node")
+        return self._list("Node", "nodes", "/api/v1/nodes", None)
 
     def list_pods(self, namespace: str, selector: str | None = None) -> list[JSONDict]:
-        kwargs = {"label_selector": selector} if selector else {}
-        data = self._get_json(
-            "list pods", "list", "pods", namespace,
-            self._core.list_namespaced_pod, namespace, **kwargs,
-        )
-        return _items(data, "Pod")
+        return self._list("Pod", "pods", _core_path(namespace, "pods"), namespace, selector)
 
     def list_daemonsets(self, namespace: str) -> list[JSONDict]:
-        data = self._get_json(
-            "list daemonsets", "list", "daemonsets.apps", namespace,
-            self._apps.list_namespaced_daemon_set, namespace,
-        )
-        return _items(data, "DaemonSet")
+        return self._list("DaemonSet", "daemonsets.apps", _apps_path(namespace, "daemonsets"),
+                          namespace)
 
     def list_deployments(self, namespace: str) -> list[JSONDict]:
-        data = self._get_json(
-            "list deployments", "list", "deployments.apps", namespace,
-            self._apps.list_namespaced_deployment, namespace,
-        )
-        return _items(data, "Deployment")
+        return self._list("Deployment", "deployments.apps",
+                          _apps_path(namespace, "deployments"), namespace)
+
+    def list_release_records(
+        self, namespace: str, releases: Iterable[str], kind: str = "Secret"
+    ) -> list[JSONDict]:
+        """Helm's release records (Secrets or ConfigMaps) of ``releases``, every revision."""
+        resource = "configmaps" if kind == "ConfigMap" else "secrets"
+        return self._list(kind, resource, _core_path(namespace, resource), namespace,
+                          release_records.selector(releases))
 
     def namespace_exists(self, namespace: str) -> bool:
         try:
-            self._get_json(
-                "get namespace", "get", "namespaces", None,
-                self._core.read_namespace, namespace,
-            )
+            self._get_json("get namespace", "get", "namespaces", None,
+                           "GET", f"/api/v1/namespaces/{_q(namespace)}")
         except NotFound:
             return False
         return True
@@ -241,15 +275,16 @@ class Kube:
     ) -> str | None:
         """The container's log (or its previous instance's); None when there is none."""
 
-        extra: dict[str, Any] = {"tail_lines": tail_lines} if tail_lines else {}
+        query = [("container", container), ("limitBytes", str(limit_bytes))]
+        if previous:
+            query.append(("previous", "true"))
+        if tail_lines:
+            query.append(("tailLines", str(tail_lines)))
 
         def request() -> str:
-            response: Any = self._core.read_namespaced_pod_log(
-                pod, namespace, container=container, previous=previous,
-                limit_bytes=limit_bytes, _preload_content=False,
-                _request_timeout=self.request_timeout, **extra,
-            )
-            return bytes(response.data).decode(errors="replace")
+            response = self._send("GET", _core_path(namespace, "pods", pod, "log"), query,
+                                  accept="*/*")
+            return bytes(response.read()).decode(errors="replace")
 
         try:
             return self._call("read pod log", "get", "pods/log", namespace, request)
@@ -259,43 +294,55 @@ class Kube:
 
     def get_workload(self, kind: str, namespace: str, name: str) -> JSONDict | None:
         """One DaemonSet or Deployment, or None when it does not exist."""
-        fn = (self._apps.read_namespaced_daemon_set if kind == "DaemonSet"
-              else self._apps.read_namespaced_deployment)
         resource = "daemonsets.apps" if kind == "DaemonSet" else "deployments.apps"
+        path = _apps_path(namespace, resource.split(".")[0], name)
         try:
-            data = self._get_json(f"get {resource}", "get", resource, namespace, fn, name,
-                                  namespace)
+            data = self._get_json(f"get {resource}", "get", resource, namespace, "GET", path)
         except NotFound:
             return None
         return {**data, "kind": kind}
 
     def list_events(self, namespace: str) -> list[JSONDict]:
-        data = self._get_json(
-            "list events", "list", "events", namespace,
-            self._core.list_namespaced_event, namespace,
-        )
-        return _items(data, "Event")
+        return self._list("Event", "events", _core_path(namespace, "events"), namespace)
 
     def watch_workload(
         self, kind: str, namespace: str, name: str, timeout_s: float
     ) -> Iterator[JSONDict]:
         """The named DaemonSet or Deployment as it changes (first its current state).
 
-        Ends when ``timeout_s`` has passed; a watch the server closes early is
-        re-opened, so a restarting apiserver only delays the events.
+        Ends when ``timeout_s`` has passed. A watch that ends or drops (the apiserver
+        restarting, say) is opened again, once a second, without a resourceVersion:
+        the server then sends the object's current state first, so a reconnection is
+        a re-list and a re-watch. If the API server is still unreachable (or answers
+        only 429/5xx) when the time is up, raises :class:`ApiUnreachable` saying since
+        when and with which error; other refusals (401, 403, ...) are raised at once.
         """
         list_fn = (self._apps.list_namespaced_daemon_set if kind == "DaemonSet"
                    else self._apps.list_namespaced_deployment)
         resource = "daemonsets.apps" if kind == "DaemonSet" else "deployments.apps"
         deadline = time.monotonic() + timeout_s
+        # the outage under way: when the first failed attempt was, how many, the last error
+        down_since: datetime | None = None
+        failures = 0
+        last_error = ""
+
+        def opened(*args: Any, **kwargs: Any) -> Any:
+            nonlocal down_since, failures
+            response = list_fn(*args, **kwargs)
+            if 200 <= int(getattr(response, "status", 200) or 200) < 300:
+                down_since, failures = None, 0  # the API server answered: the outage is over
+            return response
+
         while (remaining := deadline - time.monotonic()) > 0:
             stream = watch.Watch()
 
             def events(remaining: float = remaining, stream: Any = stream) -> Any:
                 return iter(stream.stream(
-                    list_fn, namespace, field_selector=f"metadata.name={name}",
+                    opened, namespace, field_selector=f"metadata.name={name}",
                     timeout_seconds=max(1, int(remaining)), deserialize=False,
-                    _request_timeout=(self.request_timeout, remaining + 5),
+                    # never block connecting past the deadline (a black-holed address)
+                    _request_timeout=(min(self.request_timeout, max(1.0, remaining)),
+                                      remaining + 5),
                 ))
 
             try:
@@ -306,13 +353,52 @@ class Kube:
                         yield {**obj, "kind": kind}
                     if time.monotonic() >= deadline:
                         return
-            except (urllib3.exceptions.HTTPError, ApiException, ApiUnreachable):
-                # the connection dropped (e.g. the apiserver restarted): watch again
-                if time.monotonic() >= deadline:
-                    return
-                self._sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                continue  # the server ended the watch (its timeoutSeconds): watch again
+            except (urllib3.exceptions.HTTPError, ApiException) as exc:
+                # refused, dropped (the apiserver restarting), or 429/5xx: watch again soon
+                status = int(getattr(exc, "status", 0) or 0)
+                if status == 410:
+                    pass  # the watch expired (410 Gone): watch again from the current state
+                elif status and status not in _RETRYABLE:
+                    raise self._watch_refused(exc, resource, namespace) from None
+                else:
+                    down_since = down_since or _now()
+                    failures += 1
+                    last_error = self._watch_failure(exc)
             finally:
                 stream.stop()
+            self._sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        if down_since is not None:
+            attempts = "1 attempt" if failures == 1 else f"{failures} attempts"
+            raise ApiUnreachable(
+                f"the Kubernetes API server at {self.server} has been unreachable since "
+                f"{down_since:%H:%M:%S} UTC ({(_now() - down_since).total_seconds():.0f}s, "
+                f"{attempts} to watch {resource} {namespace}/{name} failed); "
+                f"last error: {last_error}"
+            )
+
+    def _watch_refused(self, exc: Any, resource: str, namespace: str) -> GateError:
+        """A watch the API server answered with a non-transient error, translated."""
+        message = _status_message(exc)
+        if exc.status == 403:
+            return Forbidden("watch", resource, namespace, message)
+        if exc.status == 401:
+            return GateError(f"the API at {self.server} rejected our credentials (401): {message}")
+        return ApiError(int(exc.status), str(exc.reason or ""), message)
+
+    @staticmethod
+    def _watch_failure(exc: BaseException) -> str:
+        """One line saying why a watch could not be (kept) open."""
+        if isinstance(exc, ApiException):
+            return f"{exc.status} {exc.reason or ''}: {_status_message(exc)}".replace(" :", ":")
+        if isinstance(exc, urllib3.exceptions.ProtocolError) and exc.args:
+            return str(exc.args[0])  # "Connection broken: ..." / "Connection aborted."
+        text = str(exc)
+        head, sep, tail = text.partition(": ")
+        # urllib3 prefixes the connection or pool ("None: ", "HTTPSConnectionPool(...): ")
+        if sep and (head == "None" or head.endswith((")", ">"))):
+            return tail
+        return text
 
     # ------------------------------------------------------------------ the upgrade lock
     def acquire_lease(
@@ -336,9 +422,8 @@ class Kube:
                         "metadata": {"name": name, "namespace": namespace},
                         "spec": {**spec, "acquireTime": _micro(now)}}
                 try:
-                    self._get_json("create leases", "create", "leases.coordination.k8s.io",
-                                   namespace, self._coordination.create_namespaced_lease,
-                                   namespace, body)
+                    self._get_json("create leases", "create", LEASES, namespace,
+                                   "POST", _lease_path(namespace), body=body)
                     return
                 except ApiError as exc:
                     if exc.status == 409:  # created by someone else meanwhile: look again
@@ -353,9 +438,8 @@ class Kube:
                 spec["acquireTime"] = _micro(now)
             body = {**lease, "spec": {**current, **spec}}
             try:
-                self._get_json("update leases", "update", "leases.coordination.k8s.io",
-                               namespace, self._coordination.replace_namespaced_lease,
-                               name, namespace, body)
+                self._get_json("update leases", "update", LEASES, namespace,
+                               "PUT", _lease_path(namespace, name), body=body)
                 return
             except ApiError as exc:
                 if exc.status == 409:  # changed since we read it: read again
@@ -370,8 +454,8 @@ class Kube:
             return False
         version = (lease.get("metadata") or {}).get("resourceVersion")
         try:
-            self._get_json("delete leases", "delete", "leases.coordination.k8s.io", namespace,
-                           self._coordination.delete_namespaced_lease, name, namespace,
+            self._get_json("delete leases", "delete", LEASES, namespace,
+                           "DELETE", _lease_path(namespace, name),
                            body={"preconditions": {"resourceVersion": version}})
         except (NotFound, ApiError):
             return False
@@ -379,8 +463,8 @@ class Kube:
 
     def _read_lease(self, namespace: str, name: str) -> JSONDict | None:
         try:
-            return self._get_json("get leases", "get", "leases.coordination.k8s.io", namespace,
-                                  self._coordination.read_namespaced_lease, name, namespace)
+            return self._get_json("get leases", "get", LEASES, namespace,
+                                  "GET", _lease_path(namespace, name))
         except NotFound:
             return None
 
@@ -406,10 +490,27 @@ class Kube:
                 self._get_json(
                     "create selfsubjectaccessreviews", "create",
                     "selfsubjectaccessreviews.authorization.k8s.io", None,
-                    self._authz.create_self_subject_access_review, body,
+                    "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body,
                 )
             )
         return answers
+
+
+def _q(segment: str) -> str:
+    return quote(segment, safe="")
+
+
+def _core_path(namespace: str, resource: str, *rest: str) -> str:
+    return "/".join(["/api/v1/namespaces", _q(namespace), resource, *map(_q, rest)])
+
+
+def _apps_path(namespace: str, resource: str, *rest: str) -> str:
+    return "/".join(["/apis/apps/v1/namespaces", _q(namespace), resource, *map(_q, rest)])
+
+
+def _lease_path(namespace: str, *name: str) -> str:
+    return "/".join(["/apis/coordination.k8s.io/v1/namespaces", _q(namespace), "leases",
+                     *map(_q, name)])
 
 
 def _now() -> datetime:

@@ -131,3 +131,52 @@ def test_bad_kubeconfig_and_unknown_context_name_the_file(tmp_path: Path,
         Kube(str(kubeconfig), context="nope")
     with pytest.raises(GateError, match=r"missing"):
         Kube(str(tmp_path / "missing"))
+
+
+class Response:
+    """What the client's ``call_api`` returns (a RESTResponse), for a canned answer."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.reason = "Reason"
+        self.data: bytes | None = None
+        self._body = body
+        self.headers = headers or {}
+
+    def read(self) -> bytes:
+        self.data = self._body
+        return self._body
+
+
+def test_requests_by_path_carry_credentials_and_errors_go_through_the_same_translation(
+    kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sleeps: list[float] = []
+    kube = _kube(kubeconfig, sleeps)
+    sent: list[tuple[str, str, dict[str, str], Any]] = []
+    answers = [
+        Response(429, b'{"kind":"Status","message":"slow down"}', {"Retry-After": "2"}),
+        Response(200, b'{"items":[{"metadata":{"name":"p"}}]}'),
+        Response(403, b'{"kind":"Status","message":"pods \\"p\\" is forbidden"}'),
+    ]
+
+    def call_api(method: str, url: str, headers: dict[str, str], body: Any, post: Any,
+                 _request_timeout: Any = None) -> Response:
+        sent.append((method, url, headers, body))
+        return answers.pop(0)
+
+    monkeypatch.setattr(kube._api, "call_api", call_api)
+    pods = kube.list_pods("kube-system", "k8s-app=cilium")
+    assert pods == [{"metadata": {"name": "p"}, "kind": "Pod"}]
+    assert sleeps == [2.0]
+    method, url, headers, _ = sent[-1]
+    assert (method, url) == (
+        "GET", "https://127.0.0.1:1/api/v1/namespaces/kube-system/pods"
+        "?labelSelector=k8s-app%3Dcilium")
+    assert headers["authorization"] == "Bearer t"
+    assert headers["Accept"] == "application/json"
+    with pytest.raises(Forbidden, match='pods "p" is forbidden'):
+        kube.pod_log("kube-system", "p", "cnp-validator", previous=True)
+    assert sent[-1][1] == ("https://127.0.0.1:1/api/v1/namespaces/kube-system/pods/p/log"
+                           "?container=cnp-validator&limitBytes=1048576&previous=true")
+    assert kube.requests.counts == {"list pods": 2, "read pod log": 1}
