@@ -2,8 +2,13 @@
 
 The number of API requests is fixed: the version, one SelfSubjectAccessReview per
 required permission, one LIST each of nodes, pods, DaemonSets and Deployments in the
-release namespace (filtered in memory by label selector), and at most two log reads
-of the CNP validator. It does not grow with the number of nodes or pods.
+release namespace (filtered in memory by label selector), one LIST of Helm's release
+records, and at most two log reads of the CNP validator. It does not grow with the
+number of nodes or pods.
+
+The requests are independent of one another, so they run concurrently (a few threads;
+the time goes to waiting for the API and for ``helm template``), and the snapshot is
+ready after the slowest of them rather than after their sum.
 
 The collector depends only on the narrow reader interfaces below, so unit tests can
 hand it in-memory fakes of our own adapters.
@@ -13,12 +18,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade import defaults, release_records
 from pytest_cilium_upgrade.errors import GateError, HelmFailed
 from pytest_cilium_upgrade.model import (
     AccessReview,
@@ -49,17 +55,25 @@ class ClusterReader(Protocol):
     def pod_log(
         self, namespace: str, pod: str, container: str, *, previous: bool = False
     ) -> str | None: ...
+    def list_release_records(
+        self, namespace: str, releases: Iterable[str], kind: str = "Secret"
+    ) -> list[JSONDict]: ...
 
 
 class ChartVersions(Protocol):
     def versions(self) -> list[str]: ...
 
 
-class HelmReader(Protocol):
-    def version(self) -> str: ...
+class ReleaseReader(Protocol):
+    """A release's state in the shapes of ``helm status``/``history``/``get values``."""
+
     def status(self, release: str, namespace: str) -> JSONDict | None: ...
     def history(self, release: str, namespace: str) -> list[JSONDict]: ...
     def get_values(self, release: str, namespace: str) -> JSONDict: ...
+
+
+class HelmReader(ReleaseReader, Protocol):
+    def version(self) -> str: ...
     def template(
         self, release: str, chart: Any, version: str, namespace: str,
         values_files: Sequence[str] = (), set_values: Sequence[str] = (),
@@ -80,6 +94,39 @@ class CollectRequest:
     extra_values_files: tuple[Path, ...] = ()
     extra_sets: tuple[str, ...] = ()
     requirements: tuple[defaults.AccessRequirement, ...] = defaults.REQUIRED_ACCESS
+    # the kind holding Helm's release records ("Secret" or "ConfigMap"), read with one
+    # LIST through the cluster reader; None asks helm (e.g. for HELM_DRIVER=sql)
+    release_records: str | None = None
+
+
+class RecordReleases:
+    """Release status, history and values from one LIST of Helm's release records.
+
+    Answers as :class:`ReleaseReader` in the shapes helm prints, for every release
+    named at construction; the LIST runs once.
+    """
+
+    def __init__(
+        self, lister: ClusterReader, namespace: str, releases: Sequence[str], kind: str
+    ) -> None:
+        self.namespace = namespace
+        self._revisions = release_records.revisions(
+            lister.list_release_records(namespace, releases, kind)
+        )
+
+    def _history(self, release: str, namespace: str) -> list[release_records.Revision]:
+        if namespace != self.namespace:
+            raise ValueError(f"records were read in {self.namespace}, not in {namespace}")
+        return self._revisions.get(release, [])
+
+    def status(self, release: str, namespace: str) -> JSONDict | None:
+        return release_records.status(self._history(release, namespace))
+
+    def history(self, release: str, namespace: str) -> list[JSONDict]:
+        return [release_records.history_entry(r) for r in self._history(release, namespace)]
+
+    def get_values(self, release: str, namespace: str) -> JSONDict:
+        return release_records.values(self._history(release, namespace))
 
 
 def read_values_snapshot(path: Path) -> ValuesSnapshotFile:
@@ -98,6 +145,10 @@ def read_values_snapshot(path: Path) -> ValuesSnapshotFile:
     )
 
 
+# concurrent reads: the LISTs, the access reviews, helm and its render
+_WORKERS = 8
+
+
 def collect(
     cluster: ClusterReader | None,
     helm: HelmReader | None,
@@ -112,15 +163,20 @@ def collect(
     (e.g. a malformed kubeconfig, no helm binary).
     """
     fields: dict[str, Any] = {"namespace": request.namespace}
-    fields.update(_collect_cluster(cluster, request, cluster_error))
-    fields.update(_collect_helm(helm, request, helm_error))
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="cilium-collect") as pool:
+        helm_part = pool.submit(_collect_helm, helm, cluster, request, helm_error, pool)
+        fields.update(_collect_cluster(cluster, request, cluster_error, pool))
+        fields.update(helm_part.result())
     if request.values_snapshot is not None:
         fields["values_snapshot"] = read_values_snapshot(request.values_snapshot)
     return ClusterSnapshot(**fields)
 
 
 def _collect_cluster(
-    cluster: ClusterReader | None, request: CollectRequest, error: str | None
+    cluster: ClusterReader | None,
+    request: CollectRequest,
+    error: str | None,
+    pool: ThreadPoolExecutor,
 ) -> dict[str, Any]:
     if cluster is None:
         return {"api_error": error or "no cluster configured"}
@@ -129,34 +185,51 @@ def _collect_cluster(
         version = cluster.server_version()
     except GateError as exc:
         return {"api_error": str(exc)}
-    out: dict[str, Any] = {"server_version": version}
+    # the API answers: everything else is read at once, models built as answers arrive
+    nodes = pool.submit(lambda: tuple(Node.from_k8s_dict(n) for n in cluster.list_nodes()))
+    pods = pool.submit(_pods_and_validator_logs, cluster, ns)
+    daemonsets = pool.submit(lambda: [Workload.from_k8s_dict(w, kind="DaemonSet")
+                                      for w in cluster.list_daemonsets(ns)])
+    deployments = pool.submit(lambda: [Workload.from_k8s_dict(w, kind="Deployment")
+                                       for w in cluster.list_deployments(ns)])
+    reviews = [pool.submit(cluster.access_reviews, ns, (req,)) for req in request.requirements]
+
     read_errors: list[str] = []
 
-    def attempt(what: str, fn: Any, *args: Any) -> Any:
+    def result(what: str, future: Future[Any], empty: Any) -> Any:
         try:
-            return fn(*args)
+            return future.result()
         except GateError as exc:
             read_errors.append(f"{what}: {exc}")
-            return []
+            return empty
 
-    reviews = attempt("access review", cluster.access_reviews, ns, request.requirements)
-    out["access_reviews"] = tuple(AccessReview.from_k8s_dict(r) for r in reviews)
-    out["nodes"] = tuple(Node.from_k8s_dict(n) for n in attempt("nodes", cluster.list_nodes))
-    pods = tuple(Pod.from_k8s_dict(p) for p in attempt("pods", cluster.list_pods, ns))
-    out["pods"] = pods
-    workloads = [
-        Workload.from_k8s_dict(w, kind="DaemonSet")
-        for w in attempt("daemonsets", cluster.list_daemonsets, ns)
-    ] + [
-        Workload.from_k8s_dict(w, kind="Deployment")
-        for w in attempt("deployments", cluster.list_deployments, ns)
-    ]
-    out["workloads"] = tuple(workloads)
-    logs = _validator_logs(cluster, ns, pods)
+    answers: list[JSONDict] = []
+    for future in reviews:
+        answer = result("access review", future, None)
+        if answer is None:
+            answers = []  # judged as a whole: one failure, one error
+            break
+        answers += answer
+    out: dict[str, Any] = {
+        "server_version": version,
+        "access_reviews": tuple(AccessReview.from_k8s_dict(r) for r in answers),
+        "nodes": result("nodes", nodes, ()),
+    }
+    pod_models, logs = result("pods", pods, ((), {}))
+    out["pods"] = pod_models
+    out["workloads"] = (*result("daemonsets", daemonsets, []),
+                        *result("deployments", deployments, []))
     read_errors += logs.pop("read_errors", ())
     out.update(logs)
     out["read_errors"] = tuple(read_errors)
     return out
+
+
+def _pods_and_validator_logs(
+    cluster: ClusterReader, namespace: str
+) -> tuple[tuple[Pod, ...], dict[str, Any]]:
+    pods = tuple(Pod.from_k8s_dict(p) for p in cluster.list_pods(namespace))
+    return pods, _validator_logs(cluster, namespace, pods)
 
 
 def _validator_logs(cluster: ClusterReader, namespace: str, pods: Sequence[Pod]) -> dict[str, Any]:
@@ -184,43 +257,83 @@ def _validator_logs(cluster: ClusterReader, namespace: str, pods: Sequence[Pod])
 
 
 def _collect_helm(
-    helm: HelmReader | None, request: CollectRequest, error: str | None
+    helm: HelmReader | None,
+    cluster: ClusterReader | None,
+    request: CollectRequest,
+    error: str | None,
+    pool: ThreadPoolExecutor,
 ) -> dict[str, Any]:
     if helm is None:
         return {"helm_error": error or "no helm client configured"}
+    chart = request.chart
+    # Rendering and listing chart versions are local (they change nothing and read no
+    # release), so they start with `helm version` rather than after it; their results
+    # are used only once the client proves to be Helm 3 or 4.
+    render = versions = None
+    if chart is not None:
+        render = pool.submit(_render, helm, request)
+        versions = pool.submit(chart.versions)
     try:
         out: dict[str, Any] = {"helm_version": helm.version()}
     except GateError as exc:
         return {"helm_error": str(exc)}
     parsed = parse_helm_client_version(out["helm_version"])
     if parsed is None or parsed.major not in (3, 4):
-        # nothing else is asked of a client whose flags and output we do not know
+        # nothing is read through a client whose flags and output we do not know
         return {**out, "helm_error": f"helm {out['helm_version'].strip()!r} is not supported: "
                                      "only Helm 3 and Helm 4 are"}
-    ns = request.namespace
     try:
-        status = helm.status(request.release, ns)
-        if status is not None:
-            out["release"] = HelmRelease.from_helm_status(status)
-            out["release_history"] = tuple(
-                HelmHistoryEntry.from_helm_history_entry(h)
-                for h in helm.history(request.release, ns)
-            )
-            out["live_values"] = helm.get_values(request.release, ns)
-        preflight = helm.status(request.preflight_release, ns)
-        if preflight is not None:
-            out["preflight_release"] = HelmRelease.from_helm_status(preflight)
+        out.update(_release_state(_release_reader(helm, cluster, request), request, pool))
     except GateError as exc:
         out["helm_error"] = str(exc)
         return out
-    chart = request.chart
-    if chart is not None:
+    if render is not None and versions is not None:
         try:
-            out["available_chart_versions"] = tuple(str(v) for v in chart.versions())
+            out["available_chart_versions"] = tuple(str(v) for v in versions.result())
         except GateError as exc:
             out["helm_error"] = f"cannot list chart versions of {chart}: {exc}"
             return out
-        out.update(_render(helm, request))
+        out.update(render.result())
+    return out
+
+
+def _release_reader(
+    helm: HelmReader, cluster: ClusterReader | None, request: CollectRequest
+) -> ReleaseReader:
+    """Helm's records through the API when they are there (one LIST), else helm itself."""
+    kind = request.release_records
+    if kind is None or cluster is None:
+        return helm
+    return RecordReleases(cluster, request.namespace,
+                          (request.release, request.preflight_release), kind)
+
+
+def _release_state(
+    reader: ReleaseReader, request: CollectRequest, pool: ThreadPoolExecutor
+) -> dict[str, Any]:
+    ns = request.namespace
+    release, preflight = request.release, request.preflight_release
+    calls: dict[str, Callable[[], Any]] = {
+        "status": lambda: reader.status(release, ns),
+        "history": lambda: reader.history(release, ns),
+        "values": lambda: reader.get_values(release, ns),
+        "preflight": lambda: reader.status(preflight, ns),
+    }
+    futures = {name: pool.submit(call) for name, call in calls.items()}
+    out: dict[str, Any] = {}
+    status = futures["status"].result()
+    if status is not None:
+        out["release"] = HelmRelease.from_helm_status(status)
+        out["release_history"] = tuple(
+            HelmHistoryEntry.from_helm_history_entry(h) for h in futures["history"].result()
+        )
+        out["live_values"] = futures["values"].result()
+    else:
+        for name in ("history", "values"):  # not found, as status said
+            futures[name].exception()
+    preflight_status = futures["preflight"].result()
+    if preflight_status is not None:
+        out["preflight_release"] = HelmRelease.from_helm_status(preflight_status)
     return out
 
 

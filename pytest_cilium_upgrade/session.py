@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from pytest_cilium_upgrade import checks, defaults
+from pytest_cilium_upgrade import checks, defaults, release_records
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
 from pytest_cilium_upgrade.collect import CollectRequest, collect, read_values_snapshot
 from pytest_cilium_upgrade.errors import GateError
@@ -96,6 +96,7 @@ class GateSession:
         self._helm_error: str | None = None
         self._adapters_built = False
         self._chart: Any = None
+        self._release_records: str | None = None
         self.snapshot_outcome: str | None = None
         self._flow: UpgradeFlow | None = None
         self.rows: list[Row] = []
@@ -123,6 +124,10 @@ class GateSession:
                 timeout=s.timeout,
             )
             self._chart = ChartSource.parse(s.chart, helm=self._helm)
+            # helm keeps its records where HELM_DRIVER says; the API ones are read directly
+            self._release_records = release_records.storage_kind(
+                self._helm.env.get("HELM_DRIVER")
+            )
         except GateError as exc:
             self._helm_error = str(exc)
             self._chart = None
@@ -153,6 +158,7 @@ class GateSession:
             values_snapshot=Path(s.values_snapshot),
             target_version=s.target_version,
             chart=self._chart if phase == "pre" else None,
+            release_records=self._release_records,
         )
         if s.perform_upgrade:
             request = replace(request, extra_values_files=s.values_file,
@@ -269,11 +275,15 @@ class GateSession:
         except OSError:
             stamp = None
         flow = self._flow.state if self._flow is not None else None
-        key = (stamp, flow.upgraded_revision if flow else None, flow.rolled_back if flow else None)
+        touched = flow is not None and (flow.upgrade_attempted or flow.rolled_back)
+        key = (stamp, flow and (flow.upgraded_revision, flow.upgrade_attempted, flow.rolled_back))
         if self._redactor is not None and self._redactor_key == key:
             return self._redactor
         live = None
-        if self._helm is not None:
+        pre = self._snapshots.get("pre")
+        if pre is not None and pre.live_values is not None and not touched:
+            live = pre.live_values  # helm has not changed the release since pre read it
+        elif self._helm is not None:
             try:
                 live = self._helm.get_values(self.settings.release, self.settings.namespace)
             except GateError:

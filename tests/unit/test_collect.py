@@ -1,0 +1,226 @@
+"""``collect()`` against in-memory fakes of our reader interfaces.
+
+What is pinned here: the reads are concurrent, Helm's release state comes from one
+LIST of its records when they are in the API, and a failed read becomes a field of
+the snapshot, never an exception.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pytest
+from test_release_records import release, secret
+
+from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.collect import CollectRequest, RecordReleases, collect
+from pytest_cilium_upgrade.errors import ApiUnreachable, Forbidden, HelmFailed
+
+JSONDict = dict[str, Any]
+NS = "kube-system"
+
+
+class FakeCluster:
+    """Answers from fixed data; ``barrier`` makes the four LISTs wait for one another."""
+
+    def __init__(self, *, records: list[JSONDict] | None = None,
+                 barrier: threading.Barrier | None = None) -> None:
+        self.records = records or []
+        self.barrier = barrier
+        self.calls: list[str] = []
+        self.failing: dict[str, Exception] = {}
+        self._lock = threading.Lock()
+
+    def _call(self, what: str) -> None:
+        with self._lock:
+            self.calls.append(what)
+        if what in self.failing:
+            raise self.failing[what]
+        if self.barrier is not None and what.startswith("list "):
+            self.barrier.wait()
+
+    def server_version(self) -> str:
+        self._call("version")
+        return "v1.36.3"
+
+    def access_reviews(self, namespace: str, requirements: Iterable[defaults.AccessRequirement]
+                       ) -> list[JSONDict]:
+        self._call("access review")
+        return [{"spec": {"resourceAttributes": {"verb": r.verb, "resource": r.resource}},
+                 "status": {"allowed": True}} for r in requirements]
+
+    def list_nodes(self) -> list[JSONDict]:
+        self._call("list nodes")
+        return [{"metadata": {"name": "n1"}}]
+
+    def list_pods(self, namespace: str, selector: str | None = None) -> list[JSONDict]:
+        self._call("list pods")
+        return []
+
+    def list_daemonsets(self, namespace: str) -> list[JSONDict]:
+        self._call("list daemonsets")
+        return []
+
+    def list_deployments(self, namespace: str) -> list[JSONDict]:
+        self._call("list deployments")
+        return []
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, previous: bool = False
+                ) -> str | None:
+        self._call("pod log")
+        return None
+
+    def list_release_records(self, namespace: str, releases: Iterable[str],
+                             kind: str = "Secret") -> list[JSONDict]:
+        self._call(f"records {kind} {','.join(sorted(releases))}")
+        return self.records
+
+
+class FakeHelm:
+    def __init__(self, version: str = "v3.22.0") -> None:
+        self._version = version
+        self.calls: list[str] = []
+
+    def version(self) -> str:
+        self.calls.append("version")
+        return self._version
+
+    def status(self, release: str, namespace: str) -> JSONDict | None:
+        self.calls.append(f"status {release}")
+        if release != defaults.DEFAULT_RELEASE:
+            return None
+        return {"name": release, "namespace": namespace, "version": 1,
+                "info": {"status": "deployed"},
+                "chart": {"metadata": {"name": "cilium", "version": "1.15.18"}}}
+
+    def history(self, release: str, namespace: str) -> list[JSONDict]:
+        self.calls.append(f"history {release}")
+        return [{"revision": 1, "status": "deployed", "chart": "cilium-1.15.18"}]
+
+    def get_values(self, release: str, namespace: str) -> JSONDict:
+        self.calls.append(f"values {release}")
+        return {"from": "helm"}
+
+    def template(self, release: str, chart: Any, version: str, namespace: str,
+                 values_files: Sequence[str] = (), set_values: Sequence[str] = ()) -> str:
+        self.calls.append("template")
+        raise HelmFailed(["helm", "template"], 1, "values don't meet the specifications")
+
+
+RECORDS = [
+    secret(release("cilium", 1, "superseded", "1.15.18")),
+    secret(release("cilium", 2, "deployed", "1.15.19")),
+    secret(release("cilium-preflight", 1, "deployed", "1.16.15")),
+]
+
+
+def test_the_lists_are_read_concurrently() -> None:
+    # Each LIST waits at the barrier until all four are in flight: read one after
+    # another, the first would time out and break the barrier.
+    cluster = FakeCluster(barrier=threading.Barrier(4, timeout=10))
+    snapshot = collect(cluster, None, CollectRequest())
+    assert snapshot.read_errors == ()
+    assert [n.name for n in snapshot.nodes] == ["n1"]
+    assert cluster.calls.count("access review") == len(defaults.REQUIRED_ACCESS)
+    assert len(snapshot.access_reviews) == len(defaults.REQUIRED_ACCESS)
+
+
+def test_release_state_comes_from_one_list_of_records() -> None:
+    cluster, helm = FakeCluster(records=RECORDS), FakeHelm()
+    snapshot = collect(cluster, helm, CollectRequest(release_records="Secret"))
+    assert [c for c in cluster.calls if c.startswith("records")] == [
+        "records Secret cilium,cilium-preflight"]
+    assert helm.calls == ["version"]  # no helm process for status, history or values
+    assert snapshot.release is not None
+    assert snapshot.preflight_release is not None
+    assert (snapshot.release.revision, snapshot.release.chart_version) == (2, "1.15.19")
+    assert [h.status for h in snapshot.release_history] == ["superseded", "deployed"]
+    assert snapshot.live_values == {"ipam": {"mode": "kubernetes"}, "revision": 2}
+    assert snapshot.preflight_release.chart_version == "1.16.15"
+
+
+def test_without_records_helm_is_asked() -> None:
+    cluster, helm = FakeCluster(records=RECORDS), FakeHelm()
+    snapshot = collect(cluster, helm, CollectRequest(release_records=None))
+    assert not [c for c in cluster.calls if c.startswith("records")]
+    assert sorted(helm.calls) == sorted([
+        "version", "status cilium", "history cilium", "values cilium",
+        "status cilium-preflight"])
+    assert snapshot.live_values == {"from": "helm"}
+    assert snapshot.preflight_release is None
+
+
+def test_a_missing_release_has_no_history_or_values() -> None:
+    request = CollectRequest(release_records="Secret")
+    snapshot = collect(FakeCluster(records=[]), FakeHelm(), request)
+    assert snapshot.release is None
+    assert snapshot.live_values is None
+    assert snapshot.release_history == ()
+    assert snapshot.helm_error is None
+
+
+def test_unsupported_helm_reads_no_release_state() -> None:
+    cluster = FakeCluster(records=RECORDS)
+    snapshot = collect(cluster, FakeHelm("v2.17.0"), CollectRequest(release_records="Secret"))
+    assert snapshot.helm_error is not None
+    assert "not supported" in snapshot.helm_error
+    assert snapshot.release is None
+    assert not [c for c in cluster.calls if c.startswith("records")]
+
+
+def test_a_forbidden_records_list_is_a_helm_error() -> None:
+    cluster = FakeCluster(records=RECORDS)
+    cluster.failing["records Secret cilium,cilium-preflight"] = Forbidden(
+        "list", "secrets", NS, "no")
+    snapshot = collect(cluster, FakeHelm(), CollectRequest(release_records="Secret"))
+    assert snapshot.helm_error is not None
+    assert "secrets" in snapshot.helm_error
+    assert snapshot.release is None
+
+
+def test_failed_reads_become_fields() -> None:
+    cluster = FakeCluster()
+    cluster.failing["list pods"] = Forbidden("list", "pods", NS, "no")
+    cluster.failing["access review"] = ApiUnreachable("gone")
+    snapshot = collect(cluster, None, CollectRequest())
+    assert snapshot.pods == ()
+    assert snapshot.access_reviews == ()
+    assert len(snapshot.read_errors) == 2  # one for all access reviews, one for pods
+    assert snapshot.read_errors[0].startswith("access review: ")
+    assert snapshot.read_errors[1].startswith("pods: ")
+    assert [n.name for n in snapshot.nodes] == ["n1"]
+
+
+def test_an_unreachable_api_is_one_error_and_no_more_requests() -> None:
+    cluster = FakeCluster()
+    cluster.failing["version"] = ApiUnreachable("cannot reach the Kubernetes API")
+    snapshot = collect(cluster, None, CollectRequest())
+    assert snapshot.api_error == "cannot reach the Kubernetes API"
+    assert cluster.calls == ["version"]
+
+
+def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: Any) -> None:
+    snapshot_file = tmp_path / "values.yaml"
+    snapshot_file.write_text("ipam: {mode: kubernetes}\n")
+
+    class Chart:
+        def versions(self) -> list[str]:
+            return ["1.15.18", "1.16.15"]
+
+    helm = FakeHelm()
+    snapshot = collect(FakeCluster(records=RECORDS), helm, CollectRequest(
+        release_records="Secret", chart=Chart(), target_version="1.16.15",
+        values_snapshot=snapshot_file))
+    assert "template" in helm.calls
+    assert snapshot.target_render is not None
+    assert not snapshot.target_render.succeeded
+    assert "specifications" in snapshot.target_render.error
+    assert snapshot.available_chart_versions == ("1.15.18", "1.16.15")
+
+
+def test_records_are_read_in_one_namespace_only() -> None:
+    reader = RecordReleases(FakeCluster(records=RECORDS), NS, ("cilium",), "Secret")
+    with pytest.raises(ValueError, match="not in default"):
+        reader.status("cilium", "default")
