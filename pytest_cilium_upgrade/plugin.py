@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,11 +21,10 @@ from pytest_cilium_upgrade.errors import GateError
 from pytest_cilium_upgrade.flow import STEPS, Step, StepFailed, StepSkipped
 from pytest_cilium_upgrade.model import ClusterSnapshot
 from pytest_cilium_upgrade.report import Row, markdown_summary
-from pytest_cilium_upgrade.sandbox.build import Builder
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox, guarded
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.topology import build_topology
 from pytest_cilium_upgrade.session import GateSession
+
+if TYPE_CHECKING:  # imported by the fixture: every pytest run loads this plugin
+    from pytest_cilium_upgrade.sandbox.cluster import Sandbox
 
 MARKER = "cilium_upgrade"
 VIRTUAL_FILE = "cilium-upgrade"
@@ -482,6 +481,11 @@ def cilium_sandbox(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Sandbox]:
     """A real control plane on loopback (built once, cached), up for the whole session."""
+    from pytest_cilium_upgrade.sandbox.build import Builder
+    from pytest_cilium_upgrade.sandbox.cluster import Sandbox, guarded
+    from pytest_cilium_upgrade.sandbox.errors import SandboxError
+    from pytest_cilium_upgrade.sandbox.topology import build_topology
+
     option = pytestconfig.getoption("cilium_sandbox_topology")
     topology_file = Path(option) if option else pytestconfig.rootpath / "kind-config.yaml"
     try:
