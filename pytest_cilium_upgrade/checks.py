@@ -494,10 +494,7 @@ def cluster_reachable_and_access_allowed(
 ) -> CheckResult:
     """The API server answers and our identity may read everything the checks read."""
     if snapshot.api_error:
-        return _fail(
-            "cluster unreachable",
-            [snapshot.api_error, "check the kubeconfig/context and that the API server is up"],
-        )
+        return _api_failure(snapshot.api_error, snapshot.api_status)
     denied: list[str] = []
     unknown: list[str] = []
     for req in params.required_access:
@@ -520,6 +517,31 @@ def cluster_reachable_and_access_allowed(
     return _pass(
         f"cluster reachable{server}; all {len(params.required_access)} required permissions granted"
     )
+
+
+def _api_failure(error: str, status: int | None) -> CheckResult:
+    if status == 429:
+        return _fail("API server is throttling the gate (429 Too Many Requests)", [
+            error,
+            "it refused every retry (API Priority and Fairness or max-inflight limits): run the"
+            " gate when the control plane is less busy, or give its identity a FlowSchema"
+            " with more concurrency",
+        ])
+    if status is not None and status >= 500:
+        return _fail(f"API server failing ({status})", [
+            error, "it is reachable but answers errors: check its health and etcd's"])
+    if status is not None:
+        return _fail(f"API server refused the first request ({status})", [error])
+    return _fail("cluster unreachable",
+                 [error, "check the kubeconfig/context and that the API server is up"])
+
+
+def _release_unreadable(snapshot: ClusterSnapshot) -> CheckResult:
+    return _fail("release state unreadable", [
+        snapshot.release_error or "",
+        "the checks read it from Helm's release records: the identity needs get/list on"
+        " them (Secrets, or ConfigMaps with HELM_DRIVER=configmap) in the release namespace",
+    ])
 
 
 def helm_client_supported(snapshot: ClusterSnapshot, params: CheckParams) -> CheckResult:
@@ -577,6 +599,8 @@ def _release_recovery(
 
 def release_deployed(snapshot: ClusterSnapshot, params: CheckParams) -> CheckResult:
     """The Cilium release exists and is ``deployed`` (not pending or failed)."""
+    if snapshot.release_error:
+        return _release_unreadable(snapshot)
     rel = snapshot.release
     if rel is None:
         return _fail(
@@ -822,6 +846,9 @@ def values_snapshot_matches_live(snapshot: ClusterSnapshot, params: CheckParams)
             "no values snapshot taken",
             [f"save one: {get_values} > values.yaml; chmod 600 values.yaml"],
         )
+    if vs.write_error:
+        return _fail(f"--cilium-write-snapshot did not write {vs.path}: {vs.write_error}",
+                     [f"save one: {get_values} > {vs.path}"] if not vs.exists else [])
     if not vs.exists:
         return _fail(
             f"values snapshot {vs.path} does not exist", [f"save one: {get_values} > {vs.path}"]
@@ -1176,6 +1203,8 @@ def cnp_validation_passed(snapshot: ClusterSnapshot, params: CheckParams) -> Che
 
 def release_upgraded_to_target(snapshot: ClusterSnapshot, params: CheckParams) -> CheckResult:
     """The release is ``deployed`` at the target chart, one revision after the recorded one."""
+    if snapshot.release_error:
+        return _release_unreadable(snapshot)
     rel = snapshot.release
     if rel is None:
         return _fail(f"release {params.release} not found in namespace {snapshot.namespace}")
@@ -1353,6 +1382,10 @@ CHECKS: tuple[CheckSpec, ...] = (
 )
 
 
+# the checks that fail, rather than skip, when the release state cannot be read
+_REPORT_RELEASE_ERROR: tuple[CheckFunction, ...] = (release_deployed, release_upgraded_to_target)
+
+
 def checks_for_phase(phase: Phase) -> tuple[CheckSpec, ...]:
     return tuple(c for c in CHECKS if c.phase == phase)
 
@@ -1387,6 +1420,8 @@ def run_check(
         )
     elif spec.needs_helm and snapshot.helm_error:
         result = _skip("helm client unusable (see helm_client_supported)")
+    elif spec.needs_helm and snapshot.release_error and spec.func not in _REPORT_RELEASE_ERROR:
+        result = _skip("release state unreadable (see the release check)")
     else:
         result = spec.func(snapshot, params)
     return result.redacted(redactor or redactor_for(snapshot, params))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_cilium_upgrade import defaults, release_records
-from pytest_cilium_upgrade.errors import GateError, HelmFailed
+from pytest_cilium_upgrade.errors import ApiError, GateError, HelmFailed
 from pytest_cilium_upgrade.model import (
     AccessReview,
     ChartRender,
@@ -183,6 +183,8 @@ def _collect_cluster(
     ns = request.namespace
     try:
         version = cluster.server_version()
+    except ApiError as exc:
+        return {"api_error": str(exc), "api_status": exc.status}
     except GateError as exc:
         return {"api_error": str(exc)}
     # the API answers: everything else is read at once, models built as answers arrive
@@ -283,10 +285,12 @@ def _collect_helm(
         return {**out, "helm_error": f"helm {out['helm_version'].strip()!r} is not supported: "
                                      "only Helm 3 and Helm 4 are"}
     try:
-        out.update(_release_state(_release_reader(helm, cluster, request), request, pool))
+        out.update(_release_state(release_reader(helm, cluster, request), request, pool))
     except GateError as exc:
-        out["helm_error"] = str(exc)
-        return out
+        where = (f"Helm's release records ({request.release_records}s in namespace "
+                 f"{request.namespace})" if request.release_records and cluster is not None
+                 else "the release state with helm")
+        out["release_error"] = f"cannot read {where}: {exc}"
     if render is not None and versions is not None:
         try:
             out["available_chart_versions"] = tuple(str(v) for v in versions.result())
@@ -297,7 +301,7 @@ def _collect_helm(
     return out
 
 
-def _release_reader(
+def release_reader(
     helm: HelmReader, cluster: ClusterReader | None, request: CollectRequest
 ) -> ReleaseReader:
     """Helm's records through the API when they are there (one LIST), else helm itself."""

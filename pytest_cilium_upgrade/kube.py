@@ -162,6 +162,8 @@ class Kube:
                     raise ApiUnreachable(
                         f"cannot reach the Kubernetes API at {self.server}: {message}"
                     ) from None
+                if attempt > 1:
+                    message += f" (gave up after {attempt} attempts)"
                 raise ApiError(status, str(exc.reason or ""), message) from None
             except urllib3.exceptions.HTTPError as exc:
                 if attempt <= self.retries and isinstance(

@@ -758,6 +758,8 @@ class ValuesSnapshotFile:
     mode: int | None = None
     text: str | None = None
     read_error: str = ""
+    # why --cilium-write-snapshot did not write it in this run
+    write_error: str = ""
 
 
 # --------------------------------------------------------------------------- RBAC
@@ -807,14 +809,19 @@ class ClusterSnapshot:
 
     ``api_error`` / ``helm_error`` record that the cluster or the helm client could
     not be reached at all; the checks that need them are then skipped.
+    ``release_error`` records that the release state (Helm's records) could not be
+    read although helm works.
     """
 
     namespace: str = defaults.DEFAULT_NAMESPACE
     api_error: str | None = None
+    # the HTTP status when the API server answered, but with an error (429, 5xx, ...)
+    api_status: int | None = None
     server_version: str | None = None
     access_reviews: tuple[AccessReview, ...] = ()
     helm_version: str | None = None
     helm_error: str | None = None
+    release_error: str | None = None
     release: HelmRelease | None = None
     release_history: tuple[HelmHistoryEntry, ...] = ()
     preflight_release: HelmRelease | None = None

@@ -19,7 +19,12 @@ import yaml
 
 from pytest_cilium_upgrade import checks, defaults, release_records
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
-from pytest_cilium_upgrade.collect import CollectRequest, collect, read_values_snapshot
+from pytest_cilium_upgrade.collect import (
+    CollectRequest,
+    collect,
+    read_values_snapshot,
+    release_reader,
+)
 from pytest_cilium_upgrade.errors import GateError
 from pytest_cilium_upgrade.flow import UpgradeFlow
 from pytest_cilium_upgrade.model import ClusterSnapshot
@@ -98,6 +103,7 @@ class GateSession:
         self._chart: Any = None
         self._release_records: str | None = None
         self.snapshot_outcome: str | None = None
+        self._snapshot_write_error = ""
         self._flow: UpgradeFlow | None = None
         self.rows: list[Row] = []
         self._redactor: Redactor | None = None
@@ -146,11 +152,8 @@ class GateSession:
             self._snapshots[phase] = self._collect(phase)
         return self._snapshots[phase]
 
-    def _collect(self, phase: str) -> ClusterSnapshot:
-        self._adapters()
+    def _request(self, phase: str) -> CollectRequest:
         s = self.settings
-        if phase == "pre" and s.write_snapshot and self._helm is not None:
-            self._write_snapshot()
         request = CollectRequest(
             namespace=s.namespace,
             release=s.release,
@@ -163,10 +166,20 @@ class GateSession:
         if s.perform_upgrade:
             request = replace(request, extra_values_files=s.values_file,
                               extra_sets=self.upgrade_sets())
+        return request
+
+    def _collect(self, phase: str) -> ClusterSnapshot:
+        self._adapters()
+        request = self._request(phase)
+        if phase == "pre" and self.settings.write_snapshot and self._helm is not None:
+            self._write_snapshot(request)
         snapshot = collect(
             self._cluster, self._helm, request,
             cluster_error=self._cluster_error, helm_error=self._helm_error,
         )
+        if snapshot.values_snapshot is not None and self._snapshot_write_error:
+            snapshot = replace(snapshot, values_snapshot=replace(
+                snapshot.values_snapshot, write_error=self._snapshot_write_error))
         if phase == "pre" and snapshot.release is not None and not snapshot.api_error:
             self._record_state(snapshot)
         return snapshot
@@ -196,15 +209,22 @@ class GateSession:
             flat[key] = _helm_scalar(raw)
         return checks.deep_merge(merged, checks.nest_dotted(flat))
 
-    def _write_snapshot(self) -> None:
+    def _write_snapshot(self, request: CollectRequest) -> None:
+        """Save the live values (what `helm get values` prints) before the checks read them."""
         s = self.settings
+        self._snapshot_write_error = ""
         try:
-            values = self._helm.get_values(s.release, s.namespace)
+            reader = release_reader(self._helm, self._cluster, request)
+            if reader.status(s.release, s.namespace) is None:
+                raise GateError(f"release {s.release} not found in namespace {s.namespace}")
+            values = reader.get_values(s.release, s.namespace)
             self.snapshot_outcome = write_values_snapshot(
                 Path(s.values_snapshot), values, overwrite=s.overwrite_snapshot
             )
         except GateError as exc:
+            self._snapshot_write_error = str(exc)
             self.snapshot_outcome = f"not written: {exc}"
+        self.notes.append(f"values snapshot {s.values_snapshot}: {self.snapshot_outcome}")
 
     def _record_state(self, snapshot: ClusterSnapshot) -> None:
         release = snapshot.release

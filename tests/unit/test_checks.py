@@ -1452,3 +1452,42 @@ def test_result_ok_and_redacted() -> None:
     assert result.ok
     assert not CheckResult(Status.FAIL, "s").ok
     assert LabelSelector.parse(defaults.AGENT_SELECTOR).matches({"k8s-app": "cilium"})
+
+
+@pytest.mark.parametrize(("status", "summary", "hint"), [
+    (429, "API server is throttling the gate (429 Too Many Requests)", "FlowSchema"),
+    (503, "API server failing (503)", "check its health"),
+    (400, "API server refused the first request (400)", "API error"),
+    (None, "cluster unreachable", "check the kubeconfig/context"),
+])
+def test_api_failures_say_what_the_server_did(status: int | None, summary: str, hint: str
+                                               ) -> None:
+    snap = healthy(api_error="API error ... (gave up after 4 attempts)", api_status=status)
+    result = checks.cluster_reachable_and_access_allowed(snap, params())
+    assert_status(result, Status.FAIL)
+    assert result.summary == summary
+    assert hint in text_of(result)
+
+
+def test_an_unreadable_release_state_fails_the_release_checks_and_skips_the_rest() -> None:
+    error = "cannot read Helm's release records (Secrets in namespace kube-system): forbidden"
+    snap = healthy(release_error=error, release=None)
+    for check_id, phase in (("release_deployed", "pre"), ("release_upgraded_to_target", "post")):
+        result = checks.run_check(checks.get_check(phase, check_id), snap, params())  # type: ignore[arg-type]
+        assert_status(result, Status.FAIL)
+        assert result.summary == "release state unreadable"
+        assert error in text_of(result)
+    skipped = checks.run_check(checks.get_check("pre", "upgrade_path_supported"), snap, params())
+    assert_status(skipped, Status.SKIP)
+    assert "release state unreadable" in skipped.summary
+    helm = checks.run_check(checks.get_check("pre", "helm_client_supported"), snap, params())
+    assert_status(helm, Status.PASS)  # helm itself is fine
+
+
+def test_a_snapshot_the_gate_failed_to_write_says_why() -> None:
+    vs = ValuesSnapshotFile(path="/ci/values.yaml", exists=False,
+                            write_error="API error 429 Too Many Requests: slow down")
+    result = checks.values_snapshot_matches_live(healthy(values_snapshot=vs), params())
+    assert_status(result, Status.FAIL)
+    assert result.summary == ("--cilium-write-snapshot did not write /ci/values.yaml: "
+                              "API error 429 Too Many Requests: slow down")

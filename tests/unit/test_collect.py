@@ -16,7 +16,7 @@ from test_release_records import release, secret
 
 from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.collect import CollectRequest, RecordReleases, collect
-from pytest_cilium_upgrade.errors import ApiUnreachable, Forbidden, HelmFailed
+from pytest_cilium_upgrade.errors import ApiError, ApiUnreachable, Forbidden, HelmFailed
 
 JSONDict = dict[str, Any]
 NS = "kube-system"
@@ -170,14 +170,24 @@ def test_unsupported_helm_reads_no_release_state() -> None:
     assert not [c for c in cluster.calls if c.startswith("records")]
 
 
-def test_a_forbidden_records_list_is_a_helm_error() -> None:
+def test_a_forbidden_records_list_is_a_release_error_not_a_helm_error() -> None:
     cluster = FakeCluster(records=RECORDS)
     cluster.failing["records Secret cilium,cilium-preflight"] = Forbidden(
         "list", "secrets", NS, "no")
     snapshot = collect(cluster, FakeHelm(), CollectRequest(release_records="Secret"))
-    assert snapshot.helm_error is not None
-    assert "secrets" in snapshot.helm_error
+    assert snapshot.helm_error is None  # helm itself is fine
+    assert snapshot.release_error == (
+        "cannot read Helm's release records (Secrets in namespace kube-system): "
+        "forbidden: cannot list secrets in namespace kube-system: no")
     assert snapshot.release is None
+
+
+def test_an_api_error_keeps_its_status() -> None:
+    cluster = FakeCluster()
+    cluster.failing["version"] = ApiError(429, "Too Many Requests", "slow down")
+    snapshot = collect(cluster, None, CollectRequest())
+    assert snapshot.api_status == 429
+    assert snapshot.api_error == "API error 429 Too Many Requests: slow down"
 
 
 def test_failed_reads_become_fields() -> None:
