@@ -1,0 +1,563 @@
+"""The gate against a real kube-apiserver answering 429 (API Priority and Fairness).
+
+The gate runs as the shipped read-only identity (``deploy/rbac``, a ServiceAccount
+token). A FlowSchema puts that identity, and only it, into a PriorityLevelConfiguration
+of its own: ``Limited``, ``nominalConcurrencyShares: 0``, nothing lent or borrowed,
+``limitResponse: Reject``. The apiserver then really answers its requests with 429 and
+a ``Retry-After`` header of its own choosing (APF's dropped-request tracker: 1 s,
+doubled while rejections go on, at most 32 s).
+
+A level with no seats still lets a request through while *nothing else* executes in
+it (kube-apiserver's queueset admits a request wider than the limit when the level is
+idle, ``canAccommodateSeatsLocked``), so on its own it rejects only concurrent requests,
+some of them, depending on timing. To reject every request, a second identity (the
+holder, with a FlowSchema into the same level) keeps one request executing there: it
+creates a ConfigMap whose validating admission webhook (a server of this test on
+127.0.0.1) holds the request until the test lets it go, at most ``HOLD_S`` seconds.
+Admission runs inside APF's execution, so while it is held the level is busy and every
+request of the gate is rejected, each time, which the test verifies before it runs the
+gate. Lifting the throttle is deterministic too: the level is given seats, the test
+waits until the holder's own requests are admitted again, then lets the held request go.
+
+Every cluster-scoped object (FlowSchemas, the PriorityLevelConfiguration, the webhook
+configuration, the roles' ClusterRole and ClusterRoleBinding) carries the namespace in
+its name and is deleted after the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from pytest_cilium_upgrade import kube as kube_module
+from pytest_cilium_upgrade.errors import ApiError
+from pytest_cilium_upgrade.kube import Kube
+from pytest_cilium_upgrade.sandbox.cluster import Sandbox
+from pytest_cilium_upgrade.sandbox.faults import ContainerLogs
+from pytest_cilium_upgrade.values_file import write_values_snapshot
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+RBAC = ROOT / "deploy" / "rbac"
+CHARTS = ROOT / "tests" / "charts"
+VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
+PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
+                  "--set", "operator.enabled=false")
+READER = "cilium-upgrade-checks"
+HOLDER = "throttle-holder"
+FLOWCONTROL = "flowcontrol.apiserver.k8s.io/v1"
+HOLD_S = 28.0  # below the webhook's timeoutSeconds (30, the most the API allows)
+CLUSTER_CHECK = "cilium-upgrade.pre::cluster_reachable_and_access_allowed"
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def _everything() -> dict[str, Any]:
+    """FlowSchema rules matching every request."""
+    return {
+        "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"],
+                           "clusterScope": True, "namespaces": ["*"]}],
+        "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+    }
+
+
+class _Hold(http.server.BaseHTTPRequestHandler):
+    """The validating webhook: holds the admission request until released, then allows it."""
+
+    server: _HoldServer
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            uid = json.loads(self.rfile.read(length))["request"]["uid"]
+        except (ValueError, KeyError, TypeError):
+            uid = ""
+        self.server.held.set()
+        released = self.server.release.wait(HOLD_S)
+        self.server.let_go.append(released)
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                           "response": {"uid": uid, "allowed": True}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _HoldServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Hold)
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.let_go: list[bool] = []  # per held request: released by the test (or timed out)
+
+
+def metrics(sandbox: Sandbox) -> list[tuple[str, dict[str, str], float]]:
+    """The apiserver's metrics (read as the admin, whose requests APF exempts)."""
+    samples = []
+    for line in sandbox.kubectl("get", "--raw", "/metrics").splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            labels = dict(_LABEL.findall(match["labels"]))
+            samples.append((match["name"], labels, float(match["value"])))
+    return samples
+
+
+class Throttle:
+    """The gate's identity throttled by APF in one test's namespace, and the gate run as it."""
+
+    def __init__(self, sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> None:
+        self.sandbox = sandbox
+        self.ns = namespace
+        self.pytester = pytester
+        self.level = f"throttle-{namespace}"
+        self.gate_schema = f"throttle-gate-{namespace}"
+        self.holder_schema = f"throttle-holder-{namespace}"
+        self.webhook = f"throttle-hold-{namespace}"
+        self.junit = pytester.path / "junit.xml"
+        self.snapshot = pytester.path / "values.yaml"
+        self.cluster_objects: list[str] = []
+        self.server: _HoldServer | None = None
+        self.holder_thread: threading.Thread | None = None
+        self.holder_result: list[str] = []
+        self.holds = 0
+        self.reader_cfg = Path()
+        self.holder_cfg = Path()
+
+    # ------------------------------------------------------------------ identities
+    def apply_roles(self) -> None:
+        """The read-only roles as shipped, moved into the namespace; the holder may create."""
+        docs = [doc for name in ("checks-clusterrole.yaml", "checks-role.yaml")
+                for doc in yaml.safe_load_all((RBAC / name).read_text()) if doc]
+        for doc in docs:
+            meta = doc["metadata"]
+            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+                meta["name"] = f"{meta['name']}-{self.ns}"
+                self.cluster_objects.append(f"{doc['kind'].lower()}/{meta['name']}")
+            else:
+                meta["namespace"] = self.ns
+            if doc.get("roleRef", {}).get("kind") == "ClusterRole":
+                doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{self.ns}"
+            for subject in doc.get("subjects", ()):
+                subject["namespace"] = self.ns
+        self.sandbox.apply(docs)
+        self.sandbox.kubectl("create", "serviceaccount", HOLDER, "-n", self.ns)
+        self.sandbox.kubectl("create", "role", HOLDER, "--verb=create",
+                             "--resource=configmaps", "-n", self.ns)
+        self.sandbox.kubectl("create", "rolebinding", HOLDER, f"--role={HOLDER}",
+                             f"--serviceaccount={self.ns}:{HOLDER}", "-n", self.ns)
+        self.reader_cfg = self._kubeconfig(READER)
+        self.holder_cfg = self._kubeconfig(HOLDER)
+
+    def _kubeconfig(self, account: str) -> Path:
+        token = self.sandbox.kubectl("create", "token", account, "-n", self.ns,
+                                     "--duration=15m").strip()
+        admin = yaml.safe_load(self.sandbox.kubeconfig.read_text())
+        cluster = admin["clusters"][0]
+        path = self.pytester.path / f"{account}.kubeconfig"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+            "users": [{"name": account, "user": {"token": token}}],
+            "contexts": [{"name": account, "context": {"cluster": cluster["name"],
+                                                       "user": account, "namespace": self.ns}}],
+            "current-context": account,
+        }))
+        path.chmod(0o600)
+        return path
+
+    # ------------------------------------------------------------------ the throttle
+    def _webhook_server(self) -> str:
+        """Start the holding webhook on 127.0.0.1 (TLS); its CA bundle, base64."""
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            pytest.fail("openssl is needed to make the test webhook's certificate", pytrace=False)
+        cert, key = self.pytester.path / "hold.crt", self.pytester.path / "hold.key"
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=60,
+        )
+        self.server = _HoldServer()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True,
+                         name="throttle-webhook").start()
+        return base64.b64encode(cert.read_bytes()).decode()
+
+    def start(self) -> None:
+        """Throttle the gate's identity and verify that its requests are rejected."""
+        ca_bundle = self._webhook_server()
+        assert self.server is not None
+        port = self.server.server_address[1]
+        self.cluster_objects += [f"validatingwebhookconfiguration/{self.webhook}",
+                                 f"flowschema.{FLOWCONTROL.split('/')[0]}/{self.gate_schema}",
+                                 f"flowschema.{FLOWCONTROL.split('/')[0]}/{self.holder_schema}",
+                                 f"prioritylevelconfiguration.{FLOWCONTROL.split('/')[0]}/"
+                                 f"{self.level}"]
+        schemas = [
+            {"apiVersion": FLOWCONTROL, "kind": "FlowSchema",
+             "metadata": {"name": name},
+             "spec": {"matchingPrecedence": precedence,
+                      "priorityLevelConfiguration": {"name": self.level},
+                      "distinguisherMethod": {"type": "ByUser"},
+                      "rules": [{"subjects": [{"kind": "ServiceAccount", "serviceAccount": {
+                          "name": account, "namespace": self.ns}}], **_everything()}]}}
+            for name, account, precedence in ((self.gate_schema, READER, 50),
+                                              (self.holder_schema, HOLDER, 51))
+        ]
+        self.sandbox.apply([
+            {"apiVersion": FLOWCONTROL, "kind": "PriorityLevelConfiguration",
+             "metadata": {"name": self.level},
+             "spec": {"type": "Limited", "limited": {
+                 "nominalConcurrencyShares": 0, "lendablePercent": 0,
+                 "borrowingLimitPercent": 0, "limitResponse": {"type": "Reject"}}}},
+            *schemas,
+            {"apiVersion": "admissionregistration.k8s.io/v1",
+             "kind": "ValidatingWebhookConfiguration",
+             "metadata": {"name": self.webhook},
+             "webhooks": [{
+                 "name": "hold.throttle.pytest-cilium-upgrade.test",
+                 "clientConfig": {"url": f"https://127.0.0.1:{port}/hold",
+                                  "caBundle": ca_bundle},
+                 "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                            "resources": ["configmaps"], "scope": "Namespaced"}],
+                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.ns}},
+                 "objectSelector": {"matchLabels": {"throttle-hold": "true"}},
+                 "failurePolicy": "Ignore", "sideEffects": "None",
+                 "admissionReviewVersions": ["v1"], "timeoutSeconds": 30,
+             }]},
+        ])
+        # The API server takes up new flow control and webhook configurations
+        # asynchronously: hold, then prove with the gate's identity that it is throttled.
+        deadline = time.monotonic() + 30
+        while True:
+            self._hold()
+            if self.rejected_probe():
+                return
+            if time.monotonic() > deadline:
+                pytest.fail("the API server never throttled the gate's identity "
+                            f"({self.holds} holds tried: {self.holder_result})", pytrace=False)
+            self._let_go()
+            time.sleep(0.5)
+
+    def _hold(self) -> None:
+        """Create a ConfigMap as the holder; its admission holds one seat of the level."""
+        assert self.server is not None
+        self.server.held.clear()
+        self.server.release.clear()
+        self.server.let_go.clear()
+        self.holds += 1
+        manifest = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": f"hold-{self.holds}", "namespace": self.ns,
+            "labels": {"throttle-hold": "true"}}})
+
+        def create() -> None:
+            try:
+                proc = self.sandbox.run(
+                    [str(self.sandbox.binaries.kubectl), f"--kubeconfig={self.holder_cfg}",
+                     "create", "-f", "-"], input_text=manifest, check=False, timeout=90)
+            except subprocess.TimeoutExpired as exc:
+                self.holder_result.append(str(exc))
+                return
+            self.holder_result.append(f"{proc.returncode}: {proc.stdout}{proc.stderr}".strip())
+
+        self.holder_thread = threading.Thread(target=create, name="throttle-holder")
+        self.holder_thread.start()
+        if not self.server.held.wait(10):
+            # not through the webhook (its configuration not taken up yet, or the
+            # holder itself got a 429): try again
+            self.holder_thread.join(30)
+
+    def _let_go(self) -> None:
+        if self.server is not None:
+            self.server.release.set()
+        if self.holder_thread is not None:
+            self.holder_thread.join(60)
+            self.holder_thread = None
+
+    def rejected_probe(self) -> bool:
+        """One request as the gate's identity, no retries: is it refused with 429?"""
+        with Kube(str(self.reader_cfg), retries=0, request_timeout=10) as kube:
+            try:
+                kube.server_version()
+            except ApiError as exc:
+                if exc.status != 429:
+                    raise
+                return True
+        return False
+
+    def still_holding(self) -> bool:
+        """The held request has not been let go (nor timed out) since it was held."""
+        return (self.server is not None and self.server.held.is_set()
+                and not self.server.release.is_set() and not self.server.let_go
+                and self.holder_thread is not None and self.holder_thread.is_alive())
+
+    def lift(self) -> float:
+        """Give the level seats, wait until the API server applies it, let the hold go.
+
+        Returns how long lifting took.
+        """
+        started = time.monotonic()
+        self.sandbox.kubectl("patch", "prioritylevelconfiguration", self.level, "--type=merge",
+                             "-p", '{"spec":{"limited":{"nominalConcurrencyShares":20}}}')
+        deadline = started + 20
+        with Kube(str(self.holder_cfg), retries=0, request_timeout=10) as kube:
+            while True:
+                try:
+                    kube.server_version()  # admitted beside the held request: seats again
+                    break
+                except ApiError as exc:
+                    if exc.status != 429 or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        self._let_go()
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        self._let_go()
+        if self.cluster_objects:
+            # none of them has finalizers: gone when kubectl returns
+            self.sandbox.kubectl("delete", "--ignore-not-found", *reversed(self.cluster_objects))
+            left = self.sandbox.kubectl(
+                "get", "-o", "name", "flowschemas,prioritylevelconfigurations,"
+                "validatingwebhookconfigurations,clusterroles,clusterrolebindings")
+            assert self.ns not in left, left
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def gate_flow(self) -> dict[str, float]:
+        """The gate identity's requests as APF counted them: dispatched and rejected."""
+        out = {"dispatched": 0.0, "rejected": 0.0}
+        for name, labels, value in metrics(self.sandbox):
+            if labels.get("flow_schema") != self.gate_schema:
+                continue
+            if name == "apiserver_flowcontrol_dispatched_requests_total":
+                out["dispatched"] += value
+            elif name == "apiserver_flowcontrol_rejected_requests_total":
+                out["rejected"] += value
+        return out
+
+    # ------------------------------------------------------------------ the release
+    def install_release_and_preflight(self) -> None:
+        self.sandbox.helm(3, "install", "cilium", str(CHARTS / "1.15.18"), "--wait",
+                          "--timeout", "2m", "-n", self.ns)
+        self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
+        self.sandbox.helm(3, "install", "cilium-preflight", str(CHARTS / "1.16.15"),
+                          *PREFLIGHT_SETS, "--wait", "--timeout", "2m", "-n", self.ns)
+        # The values snapshot, saved beforehand: with --cilium-write-snapshot the gate
+        # would save it with `helm get values`, whose requests (client-go's own retries,
+        # up to 11 attempts) this test does not follow.
+        values = json.loads(self.sandbox.helm(3, "get", "values", "cilium", "-n", self.ns,
+                                              "-o", "json").stdout or "null")
+        write_values_snapshot(self.snapshot, values or {})
+
+    # ------------------------------------------------------------------ the gate
+    def gate(self, *args: str) -> pytest.RunResult:
+        return self.pytester.runpytest(
+            "--cilium-upgrade", "--cilium-phase=pre", "--cilium-target-version=1.16.15",
+            f"--cilium-kubeconfig={self.reader_cfg}",
+            f"--cilium-helm={self.sandbox.binaries.helm3}",
+            f"--cilium-namespace={self.ns}",
+            f"--cilium-chart={CHARTS}",
+            f"--cilium-values-snapshot={self.snapshot}",
+            f"--cilium-state-file={self.pytester.path / 'state.json'}",
+            f"--junitxml={self.junit}",
+            "-p", "no:cacheprovider", "-rA",
+            *args,
+        )
+
+    def verdicts(self) -> dict[str, str]:
+        """JUnit testcase name -> 'passed', 'skipped: ...' or the failure report."""
+        out = {}
+        for case in ET.parse(self.junit).getroot().iter("testcase"):  # noqa: S314 - our own
+            failure, skipped = case.find("failure"), case.find("skipped")
+            key = f"{case.get('classname')}::{case.get('name')}"
+            if failure is not None:
+                out[key] = failure.text or failure.get("message") or ""
+            elif skipped is not None:
+                out[key] = "skipped: " + skipped.get("message", "")
+            else:
+                out[key] = "passed"
+        return out
+
+
+@pytest.fixture
+def throttle(sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> Iterator[Throttle]:
+    box = Throttle(sandbox, namespace, pytester)
+    try:
+        box.apply_roles()
+        yield box
+    finally:
+        box.stop()
+        for release in sandbox.helm(3, "list", "-q", "-a", "-n", namespace).stdout.split():
+            sandbox.helm(3, "uninstall", release, "-n", namespace, "--wait", check=False)
+        sandbox.clear_faults()
+
+
+Delay = tuple[int, str | None, float]  # attempt, the response's Retry-After, the delay chosen
+
+
+@pytest.fixture
+def delays(monkeypatch: pytest.MonkeyPatch) -> list[Delay]:
+    """Every backoff the adapter chooses (in this process, so also in pytester sub-runs)."""
+    seen: list[Delay] = []
+    original = kube_module.Kube._delay
+
+    def spy(self: Kube, attempt: int, exc: ApiException | None) -> float:
+        delay = original(self, attempt, exc)
+        header = exc.headers.get("Retry-After") if exc is not None and exc.headers else None
+        seen.append((attempt, header, delay))
+        return delay
+
+    monkeypatch.setattr(kube_module.Kube, "_delay", spy)
+    return seen
+
+
+def _outcome(result: pytest.RunResult) -> dict[str, int]:
+    return {k: v for k, v in result.parseoutcomes().items()
+            if k in ("passed", "failed", "skipped")}
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_adapter_retries_a_429_as_often_as_configured_waiting_retry_after(
+    throttle: Throttle, delays: list[Delay]
+) -> None:
+    throttle.start()
+    before = throttle.gate_flow()
+    sleeps: list[float] = []
+    with Kube(str(throttle.reader_cfg), retries=3, sleep=sleeps.append) as kube:
+        with pytest.raises(ApiError) as info:
+            kube.list_pods(throttle.ns)
+        assert kube.requests.counts == {"list pods": 4}
+    assert throttle.still_holding()
+    assert info.value.status == 429
+    assert str(info.value).startswith("API error 429 Too Many Requests: Too many requests")
+    # each wait is the server's Retry-After (APF: 1 s while it rejects little), not the
+    # adapter's own backoff (0.5 s, 1 s, 2 s, with jitter)
+    assert [attempt for attempt, _, _ in delays] == [1, 2, 3]
+    assert sleeps == [delay for _, _, delay in delays]
+    assert sleeps == [float(header or "nan") for _, header, _ in delays]
+    after = throttle.gate_flow()
+    assert after["rejected"] - before["rejected"] == 4
+    assert after["dispatched"] == before["dispatched"]
+
+
+def test_gate_under_sustained_429_ends_with_a_verdict_in_bounded_time(
+    throttle: Throttle, delays: list[Delay]
+) -> None:
+    throttle.start()
+    before = throttle.gate_flow()
+    started = time.monotonic()
+    result = throttle.gate()
+    elapsed = time.monotonic() - started
+    after = throttle.gate_flow()
+    output = result.stdout.str()
+    assert throttle.still_holding(), "the throttle lapsed while the gate ran"
+
+    assert result.ret == 1, output
+    assert "Traceback" not in output
+    verdicts = throttle.verdicts()
+    cluster = verdicts[CLUSTER_CHECK]
+    assert "API server is throttling the gate (429 Too Many Requests)" in cluster
+    assert "API error 429 Too Many Requests: Too many requests, please try again later" in cluster
+    assert "(gave up after 4 attempts)" in cluster
+    assert "cluster unreachable (see cluster_reachable_and_access_allowed)" in " ".join(
+        verdicts.values())
+    # Each request was retried 3 times, each after the server's Retry-After; then given up.
+    assert delays, output
+    assert [attempt for attempt, _, _ in delays].count(1) * 3 == len(delays)
+    for _attempt, header, delay in delays:
+        assert header is not None, delays
+        assert header.isdigit(), delays
+        assert delay == float(header), delays
+    requests = len(delays) // 3  # how many distinct requests the gate made
+    # The API server saw every attempt and let none through: bounded, no endless loop.
+    assert after["rejected"] - before["rejected"] == 4 * requests, (before, after, delays)
+    assert after["dispatched"] == before["dispatched"]
+    # Time to the verdict: the retries' waits (the requests wait concurrently), plus the
+    # gate's own work.
+    waits = [delay for _, _, delay in delays]
+    assert sum(waits) / requests <= elapsed < max(waits) * 3 + 15, (elapsed, delays)
+    print(f"verdict after {elapsed:.1f}s; {requests} requests x 4 attempts rejected; "
+          f"waits {[d for _, _, d in delays]}")
+
+
+def test_gate_recovers_when_the_throttle_lifts_while_it_retries(
+    throttle: Throttle, delays: list[Delay], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    throttle.install_release_and_preflight()
+    throttle.start()
+    before = throttle.gate_flow()
+
+    # Lift the throttle at the gate's first backoff, after its first 429: any request
+    # waiting to retry waits for that, so every retry comes after the lift, whatever
+    # the timing. Then the gate sleeps the Retry-After it was given, and retries.
+    lifted = threading.Event()
+    lock = threading.Lock()
+    lift_took: list[float] = []
+    held_until_lifted: list[bool] = []
+    lift_errors: list[BaseException] = []
+    spy = kube_module.Kube._delay  # the delays fixture's
+
+    def lift_then_delay(self: Kube, attempt: int, exc: ApiException | None) -> float:
+        with lock:
+            if not lifted.is_set():
+                held_until_lifted.append(throttle.still_holding())
+                try:
+                    lift_took.append(throttle.lift())
+                except BaseException as error:  # reported by the test, not the sub-run
+                    lift_errors.append(error)
+                lifted.set()
+        return spy(self, attempt, exc)
+
+    monkeypatch.setattr(kube_module.Kube, "_delay", lift_then_delay)
+    started = time.monotonic()
+    result = throttle.gate()
+    elapsed = time.monotonic() - started
+    after = throttle.gate_flow()
+    output = result.stdout.str()
+
+    assert lifted.is_set(), "the gate was never refused"
+    assert not lift_errors
+    assert held_until_lifted == [True]
+    assert _outcome(result) == {"passed": 13}, output
+    assert throttle.verdicts()[CLUSTER_CHECK] == "passed"
+    assert "429" not in output
+    # Each refused request was retried once, after the server's Retry-After, and passed.
+    assert delays
+    assert all(attempt == 1 for attempt, _, _ in delays), delays
+    for _attempt, header, delay in delays:
+        assert header is not None, delays
+        assert delay == float(header), delays
+    rejected = after["rejected"] - before["rejected"]
+    assert rejected == len(delays), (before, after, delays)
+    assert after["dispatched"] > before["dispatched"]
+    print(f"recovered: {len(delays)} request(s) refused once, lift took {lift_took[0]:.1f}s, "
+          f"gate done after {elapsed:.1f}s; waits {[d for _, _, d in delays]}")
