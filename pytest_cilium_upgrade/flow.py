@@ -21,7 +21,7 @@ from typing import Any
 
 from pytest_cilium_upgrade import checks, defaults
 from pytest_cilium_upgrade.checks import CheckParams, Status
-from pytest_cilium_upgrade.errors import GateError, LockHeld
+from pytest_cilium_upgrade.errors import ApiUnreachable, GateError, LockHeld
 from pytest_cilium_upgrade.model import (
     ClusterSnapshot,
     HelmHistoryEntry,
@@ -403,16 +403,28 @@ class UpgradeFlow:
             raise StepFailed(f"{kind} {name} not found in namespace {self.ns}")
         last = ""
         workload: Workload | None = None
-        for obj in self.kube.watch_workload(kind, self.ns, name, max(1.0, remaining)):
-            workload = Workload.from_k8s_dict(obj, kind=kind)
-            line = f"{label} {workload.ready}/{workload.desired} ready"
-            if workload.updated != workload.desired:
-                line += f", {workload.updated}/{workload.desired} updated"
-            if line != last:
-                self.progress(line + ("" if workload.healthy else "…"))
-                last = line
-            if workload.healthy:
-                return f"{kind} {name}: {workload.ready}/{workload.desired} ready"
+        try:
+            for obj in self.kube.watch_workload(kind, self.ns, name, max(1.0, remaining)):
+                workload = Workload.from_k8s_dict(obj, kind=kind)
+                line = f"{label} {workload.ready}/{workload.desired} ready"
+                if workload.updated != workload.desired:
+                    line += f", {workload.updated}/{workload.desired} updated"
+                if line != last:
+                    self.progress(line + ("" if workload.healthy else "…"))
+                    last = line
+                if workload.healthy:
+                    return f"{kind} {name}: {workload.ready}/{workload.desired} ready"
+        except ApiUnreachable as exc:
+            # The deadline passed with the API server away: say so, not "not ready" alone,
+            # and do not ask it to describe the pods.
+            seen = "; ".join(workload.health_problems()) if workload else "never observed"
+            raise StepFailed(
+                f"timed out after {self.settings.timeout:g}s waiting for {kind} {name}: "
+                f"{exc}; last seen: {seen}",
+                [f"{kind} {name} could not be watched until the deadline: the Kubernetes API "
+                 "server was unreachable; check the control plane (kube-apiserver, its "
+                 "load balancer, etcd) before running the gate again"],
+            ) from None
         problems = workload.health_problems() if workload else ["never observed"]
         raise StepFailed(
             f"timed out after {self.settings.timeout:g}s waiting for {kind} {name}: "

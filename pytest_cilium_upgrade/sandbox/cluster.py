@@ -19,9 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,12 @@ import yaml
 
 from pytest_cilium_upgrade.sandbox.build import KUBERNETES_VERSION, Binaries
 from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.faults import FAULT_LABEL, ContainerLogs, PodFault
+from pytest_cilium_upgrade.sandbox.faults import (
+    FAULT_CONDITION,
+    FAULT_LABEL,
+    ContainerLogs,
+    PodFault,
+)
 from pytest_cilium_upgrade.sandbox.topology import Topology
 from pytest_cilium_upgrade.sandbox.watchdog import reap
 
@@ -38,6 +45,13 @@ LOOPBACK = "127.0.0.1"
 CLUSTER_NAME = "sandbox"
 # CRDs served so that stages and pod logs can be changed while the sandbox runs
 ENABLED_CRDS = ("Stage", "Logs", "ClusterLogs")
+APISERVER = "kube-apiserver"
+# Components that hold a leader-election lease and exit when they cannot renew it for
+# 10 s (their default renew deadline), e.g. while the API server is away. On a real
+# control-plane node they are static pods that the kubelet starts again; kwokctl's
+# binary runtime starts each process once, so the sandbox restarts them itself.
+LEADER_ELECTED = ("kube-controller-manager", "kube-scheduler")
+CANARY_LABEL = "sandbox.pytest-cilium-upgrade.io/canary"
 Progress = Callable[[str], None]
 
 
@@ -52,13 +66,37 @@ def free_port() -> int:
         return port
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, *, reuse: bool = False) -> bool:
+    """Whether ``port`` on loopback cannot be bound; with ``reuse``, as a server that sets
+    SO_REUSEADDR binds (every Go server does): connections in TIME_WAIT do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
             return True
     return False
+
+
+@dataclass(frozen=True)
+class Component:
+    """One control-plane process as kwokctl started it (from its ``kwok.yaml``)."""
+
+    name: str
+    binary: str
+    args: tuple[str, ...]
+    workdir: str
+    env: tuple[tuple[str, str], ...] = ()
+
+    def flag(self, name: str) -> str | None:
+        prefix = f"--{name}="
+        return next((a[len(prefix):] for a in self.args if a.startswith(prefix)), None)
+
+    def with_flag(self, name: str, value: str) -> Component:
+        prefix = f"--{name}="
+        args = tuple(f"{prefix}{value}" if a.startswith(prefix) else a for a in self.args)
+        return replace(self, args=args)
 
 
 @dataclass(frozen=True)
@@ -90,6 +128,8 @@ class Sandbox:
         self.kwok_workdir = self.workdir / "kwok"
         self.logs_dir = self.workdir / "logs"
         self.bin_dir = self.workdir / "bin"
+        # components this process (re)started; a thread per child reaps it when it exits
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # ------------------------------------------------------------------ paths and env
     @property
@@ -385,9 +425,247 @@ class Sandbox:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         reap(self.kwok_workdir)
+        self._children.clear()  # each is reaped by its own thread
         if self.cluster_dir.exists():
             shutil.rmtree(self.cluster_dir, ignore_errors=True)
         self.kubeconfig.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ API server outages
+    def components(self) -> dict[str, Component]:
+        """How kwokctl started each component (binary, arguments, work dir, environment)."""
+        path = self.cluster_dir / "kwok.yaml"
+        try:
+            docs = list(yaml.safe_load_all(path.read_text()))
+        except (OSError, yaml.YAMLError) as exc:
+            raise SandboxError(f"cannot read the sandbox's components from {path}: {exc}") from None
+        found: dict[str, Component] = {}
+        for doc in docs:
+            if not isinstance(doc, dict) or doc.get("kind") != "KwokctlConfiguration":
+                continue
+            for entry in doc.get("components") or []:
+                name = str(entry["name"])
+                found[name] = Component(
+                    name=name,
+                    binary=str(entry["binary"]),
+                    args=tuple(str(a) for a in entry.get("args") or ()),
+                    workdir=str(entry.get("workDir") or self.cluster_dir),
+                    env=tuple((str(e["name"]), str(e.get("value", "")))
+                              for e in entry.get("envs") or ()),
+                )
+        return found
+
+    def apiserver_running(self) -> bool:
+        pid = self.pids().get(APISERVER)
+        return pid is not None and _alive(pid)
+
+    def stop_apiserver(self, grace_s: float = 0.0) -> None:
+        """Stop kube-apiserver; etcd, the controllers, the scheduler and kwok keep running.
+
+        With ``grace_s`` 0 the process is killed, as in a crash: its connections are
+        reset at once. Otherwise it is stopped as the kubelet stops a pod: SIGTERM, and
+        SIGKILL once ``grace_s`` has passed (on SIGTERM kube-apiserver stops accepting
+        connections at once but keeps open watches for up to 60 s).
+        """
+        pid = self.pids().get(APISERVER)
+        if pid is None or not _alive(pid):
+            raise SandboxError("cannot stop kube-apiserver: it is not running")
+        self.progress(f"stopping kube-apiserver (pid {pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM if grace_s > 0 else signal.SIGKILL)
+        if grace_s > 0 and not _wait_dead(pid, grace_s):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if not _wait_dead(pid, 10):
+            raise SandboxError(f"kube-apiserver (pid {pid}) did not exit after SIGKILL")
+
+    def start_apiserver(self, timeout: float = 180, *, wait_kwok: bool = True) -> None:
+        """Start kube-apiserver again, with its arguments and port, and wait for the cluster.
+
+        Returns once the API server is ready, kube-controller-manager and
+        kube-scheduler lead again (those that exited because they could not renew their
+        leader lease meanwhile are started again with their own arguments, as the
+        kubelet restarts a static pod) and, with ``wait_kwok``, kwok applies new stages.
+
+        kwok, the simulated kubelets, reconnects by itself and renews the node leases,
+        but each of its watches comes back on its own schedule: client-go backs off
+        from 0.8 s to [30, 60) s while the API server refuses connections, and resets
+        only after 2 minutes without failures. A stage created before kwok watches
+        Stages again (a fault, a heal) misses the pods it was meant for, so a canary
+        stage and pod show when it does. Its Logs and ClusterLogs watches are not
+        waited for: right after an outage, new pod logs may not be served yet.
+        """
+        started = time.monotonic()
+        deadline = started + timeout
+        if self.apiserver_running():
+            raise SandboxError("cannot start kube-apiserver: it is already running")
+        component = self._component(APISERVER)
+        port = int(component.flag("secure-port") or 0)
+        while port and port_in_use(port, reuse=True):
+            if time.monotonic() > started + 10:
+                raise SandboxError(
+                    f"cannot start kube-apiserver again: port {port} on {LOOPBACK} is in use"
+                )
+            time.sleep(0.2)
+        pid = self._launch(component)
+        self._wait_apiserver_ready(pid, deadline)
+        ready_at, ready = datetime.now(UTC), time.monotonic() - started
+        self._lead_again(ready_at, deadline)
+        leading = time.monotonic() - started
+        kwok = ""
+        if wait_kwok:
+            self._wait_kwok_stages(deadline)
+            kwok = f", kwok applying new stages after {time.monotonic() - started:.1f}s"
+        self.progress(f"kube-apiserver (pid {pid}) back on :{port}: ready after {ready:.1f}s, "
+                      f"the controllers leading after {leading:.1f}s{kwok}")
+
+    def restart_apiserver(self, downtime_s: float, *, grace_s: float = 0.0,
+                          timeout: float = 180) -> None:
+        """:meth:`stop_apiserver`, ``downtime_s`` without it, then :meth:`start_apiserver`."""
+        self.stop_apiserver(grace_s)
+        time.sleep(downtime_s)
+        self.start_apiserver(timeout)
+
+    def _component(self, name: str) -> Component:
+        component = self.components().get(name)
+        if component is None:
+            raise SandboxError(f"kwokctl's configuration names no component {name}")
+        return component
+
+    def _launch(self, component: Component) -> int:
+        """Start ``component`` as kwokctl does: own session, output appended to its log."""
+        log_path = self.component_logs_dir / f"{component.name}.log"
+        env = {**self.env(), **dict(component.env)}
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [component.binary, *component.args], cwd=component.workdir, env=env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (self.cluster_dir / "pids" / f"{component.name}.pid").write_text(f"{proc.pid}\n")
+        self._children[component.name] = proc
+        threading.Thread(target=proc.wait, name=f"reap {component.name}", daemon=True).start()
+        return proc.pid
+
+    def _wait_apiserver_ready(self, pid: int, deadline: float) -> None:
+        log = self.component_logs_dir / f"{APISERVER}.log"
+        answer = ""
+        while True:
+            if not _alive(pid):
+                raise SandboxError(f"kube-apiserver (pid {pid}) exited while starting again; "
+                                   f"last lines of {log}:\n{_tail(log)}")
+            proc = self.run([str(self.binaries.kubectl), "get", "--raw", "/readyz",
+                             "--request-timeout=2s"], check=False, timeout=15)
+            answer = (proc.stdout.strip() or proc.stderr.strip())[-300:]
+            if proc.returncode == 0 and answer == "ok":
+                return
+            if time.monotonic() > deadline:
+                raise SandboxError(f"kube-apiserver did not become ready again ({answer}); "
+                                   f"see {log}")
+            time.sleep(0.25)
+
+    def _lead_again(self, ready_at: datetime, deadline: float) -> None:
+        """Wait until each leader-elected component has renewed its lease since ``ready_at``,
+        starting again those that exited (at most every few seconds, as a kubelet backs off).
+        """
+        pending = set(LEADER_ELECTED)
+        next_start: dict[str, float] = {}
+        starts: dict[str, int] = {}
+        while True:
+            pids = self.pids()
+            for name in sorted(pending):
+                pid = pids.get(name)
+                if pid is not None and _alive(pid):
+                    continue
+                if time.monotonic() < next_start.get(name, 0.0):
+                    continue
+                starts[name] = starts.get(name, 0) + 1
+                self.progress(f"{name} has exited (as it does when it cannot renew its leader "
+                              f"lease for 10 s); starting it again, as the kubelet would")
+                self._launch(self._with_free_port(self._component(name)))
+                next_start[name] = time.monotonic() + 2.0 * 2 ** (starts[name] - 1)
+            renewed = self._lease_renewals()
+            pending -= {n for n in pending if (renewed.get(n) or ready_at) > ready_at}
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                logs = ", ".join(str(self.component_logs_dir / f"{n}.log") for n in sorted(pending))
+                raise SandboxError(
+                    f"{', '.join(sorted(pending))} did not take their leader lease again after "
+                    f"the API server came back (started {starts or 'no'} times); see {logs}"
+                )
+            time.sleep(1.0)
+
+    def _wait_kwok_stages(self, deadline: float) -> None:
+        """Until kwok applies a stage created now to a pod: a canary of each, then removed."""
+        if not self.topology.nodes:
+            return
+        token = f"canary-{os.getpid()}-{int(time.time() * 1000)}"
+        label = {CANARY_LABEL: token}
+        stage = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage",
+            "metadata": {"name": f"sandbox-{token}", "labels": label},
+            "spec": {
+                "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+                "selector": {"matchLabels": label, "matchExpressions": [
+                    {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}]},
+                "weight": 20000,
+                "next": {"statusTemplate": f"conditions:\n- {{type: SandboxCanary, "
+                                           f"status: \"True\", message: {token}}}\n"},
+            },
+        }
+        pod = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"sandbox-{token}", "namespace": "default", "labels": label},
+            "spec": {"nodeName": self.topology.nodes[0].name,
+                     "tolerations": [{"operator": "Exists"}],
+                     "containers": [{"name": "canary", "image": "sandbox/canary"}]},
+        }
+        self.apply([stage, pod])
+        try:
+            touches = 0
+            while True:
+                time.sleep(1.0)
+                touches += 1  # kwok weighs stages on pod events: make one, see the last one's
+                seen = self.kubectl(
+                    "annotate", "pod", "-n", "default", f"sandbox-{token}", "--overwrite",
+                    f"{CANARY_LABEL}-touch={touches}", "-o",
+                    "jsonpath={.status.conditions[?(@.type=='SandboxCanary')].message}",
+                ).strip()
+                if seen == token:
+                    return
+                if time.monotonic() > deadline:
+                    raise SandboxError(
+                        "kwok-controller did not apply a new stage after the API server came "
+                        f"back; see {self.component_logs_dir / 'kwok-controller.log'}"
+                    )
+        finally:
+            self.kubectl("delete", "pod", "-n", "default", f"sandbox-{token}",
+                         "--wait=false", "--ignore-not-found", check=False)
+            self.kubectl("delete", "stages.kwok.x-k8s.io", f"sandbox-{token}",
+                         "--ignore-not-found", check=False)
+
+    def _with_free_port(self, component: Component) -> Component:
+        """The component, moved to a free port if another process took its own meanwhile."""
+        port = component.flag("secure-port")
+        if port is None or not port.isdigit() or not port_in_use(int(port), reuse=True):
+            return component
+        other = free_port()
+        self.progress(f"port {port} of {component.name} was taken meanwhile; using {other}")
+        return component.with_flag("secure-port", str(other))
+
+    def _lease_renewals(self) -> dict[str, datetime]:
+        """Leader lease name -> its last renewal, from kube-system."""
+        proc = self.run([str(self.binaries.kubectl), "get", "leases", "-n", "kube-system",
+                         "-o", "json", "--request-timeout=5s"], check=False, timeout=15)
+        if proc.returncode != 0:
+            return {}
+        renewals: dict[str, datetime] = {}
+        for item in json.loads(proc.stdout).get("items") or []:
+            renew = (item.get("spec") or {}).get("renewTime")
+            with contextlib.suppress(TypeError, ValueError):
+                renewals[item["metadata"]["name"]] = datetime.fromisoformat(
+                    str(renew).replace("Z", "+00:00"))
+        return renewals
 
     # ------------------------------------------------------------------ inspection
     def listeners(self) -> list[Listener]:
@@ -425,13 +703,61 @@ class Sandbox:
         (annotated) to have the new stage considered for them too.
         """
         self.apply([fault.stage()])
+        self._touch_pods(fault, fault.name())
+        return fault.name()
+
+    def heal_fault(self, fault: PodFault, timeout: float = 60) -> str:
+        """End ``fault``: its stage goes, and the pods it took over become ready (as when
+        the image becomes pullable or the readiness probe passes); returns the heal stage.
+
+        kwok sees stages and pods through separate watches, so the pods are touched
+        again until none is held by the fault any more.
+        """
+        self.kubectl("delete", "stages.kwok.x-k8s.io", fault.name(), "--ignore-not-found")
+        self.apply([fault.heal_stage()])
+        deadline = time.monotonic() + timeout
+        touches = 0
+        while True:
+            touches += 1
+            self._touch_pods(fault, f"{fault.heal_name()}-{touches}")
+            time.sleep(0.5)
+            held = self._held_by(fault)
+            if not held:
+                return fault.heal_name()
+            if time.monotonic() > deadline:
+                raise SandboxError(f"pods still held by {fault.name()} {timeout:g}s after "
+                                   f"healing it: {', '.join(held)}")
+
+    def _held_by(self, fault: PodFault) -> list[str]:
+        """The pods whose SandboxFault condition names ``fault``."""
         scope = ["-n", fault.namespace] if fault.namespace else ["--all-namespaces"]
         selector = ",".join(f"{k}={v}" for k, v in fault.labels.items())
-        self.kubectl(
-            "annotate", "pods", *scope, *(["-l", selector] if selector else ["--all"]),
-            "--overwrite", f"{FAULT_LABEL}-applied={fault.name()}",
+        pods = json.loads(self.kubectl(
+            "get", "pods", *scope, *(["-l", selector] if selector else []), "-o", "json"))
+        return [
+            f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+            for pod in pods.get("items") or []
+            if any(c.get("type") == FAULT_CONDITION and c.get("status") == "True"
+                   and c.get("message") == fault.marker()
+                   for c in (pod.get("status") or {}).get("conditions") or [])
+        ]
+
+    def _touch_pods(self, fault: PodFault, value: str) -> None:
+        """Annotate the pods ``fault`` may select, so that kwok weighs its stages again."""
+        scope = ["-n", fault.namespace] if fault.namespace else ["--all-namespaces"]
+        selector = ",".join(f"{k}={v}" for k, v in fault.labels.items())
+        proc = self.run(
+            [str(self.binaries.kubectl), "annotate", "pods", *scope,
+             *(["-l", selector] if selector else ["--all"]),
+             "--overwrite", f"{FAULT_LABEL}-applied={value}"],
+            check=False,
         )
-        return fault.name()
+        # a pod deleted between kubectl's list and its annotation (a rollout) is no error
+        errors = [line for line in proc.stderr.splitlines()
+                  if line.strip() and "(NotFound)" not in line]
+        if proc.returncode != 0 and errors:
+            raise SandboxError(f"cannot annotate the pods of {fault.name()}: "
+                               + "; ".join(errors)[-2000:])
 
     def set_logs(self, logs: ContainerLogs) -> str:
         """Serve ``logs`` for a container of the chosen pods; returns the ClusterLogs name."""
@@ -458,6 +784,24 @@ def _decode_addr(hex_addr: str, family: int) -> str:
     # /proc stores IPv6 as four little-endian 32-bit words
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
     return socket.inet_ntop(socket.AF_INET6, words)
+
+
+def _wait_dead(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` to exit; True when it has."""
+    end = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "  (no log)"
+    return "\n".join(f"  {line[-300:]}" for line in text.strip().splitlines()[-lines:])
 
 
 def _alive(pid: int) -> bool:

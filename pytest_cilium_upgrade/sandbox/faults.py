@@ -2,7 +2,9 @@
 
 Faults are kwok ``Stage`` objects created while the sandbox runs. A fault stage
 outweighs the ordinary ``pod-ready`` stage and marks the pods it takes over with the
-condition ``SandboxFault=True``, which the ordinary stages respect. Pod logs are kwok
+condition ``SandboxFault=True`` (its message names the fault), which the ordinary
+stages respect. A fault's heal stage ends it for the pods it took over: they become
+ready, as when the image becomes pullable or the readiness probe passes. Pod logs are kwok
 ``ClusterLogs`` objects pointing at files in CRI log format under the sandbox's
 ``logs/`` directory; ``kubectl logs`` and ``read_namespaced_pod_log`` (also with
 ``previous=True``) serve them through the real apiserver.
@@ -49,6 +51,13 @@ class PodFault:
         digest = hashlib.sha256(repr(self).encode()).hexdigest()[:10]
         return f"fault-{self.fault.name.lower().replace('_', '-')}-{digest}"
 
+    def marker(self) -> str:
+        """The message of the ``SandboxFault`` condition of the pods this fault took over."""
+        return f"sandbox fault {self.name()}"
+
+    def heal_name(self) -> str:
+        return self.name().replace("fault-", "heal-", 1)
+
     def stage(self) -> dict[str, Any]:
         if self.container is not None and not _NAME.match(self.container):
             raise SandboxError(f"fault container {self.container!r} is not a container name")
@@ -66,6 +75,26 @@ class PodFault:
         if self.fault is Fault.IMAGE_PULL:
             # An image is pulled before the pod first starts: only pending pods fail so.
             expressions.append({"key": ".status.phase", "operator": "In", "values": ["Pending"]})
+        return self._stage(self.name(), expressions, self._status_template())
+
+    def heal_stage(self) -> dict[str, Any]:
+        """The stage that makes the pods this fault took over ready (the fault's cause gone).
+
+        It selects them by the fault's marker, so it heals no other fault's pods; the
+        fault's own stage must be removed first, or new pods keep failing.
+        """
+        condition = f'.status.conditions.[] | select( .type == "{FAULT_CONDITION}" )'
+        expressions: list[dict[str, Any]] = [
+            {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+            {"key": f"{condition} | .status", "operator": "In", "values": ["True"]},
+            {"key": f"{condition} | .message", "operator": "In", "values": [self.marker()]},
+        ]
+        return self._stage(self.heal_name(), expressions, self._healed_template())
+
+    def _stage(
+        self, name: str, expressions: list[dict[str, Any]], template: str
+    ) -> dict[str, Any]:
+        expressions = list(expressions)
         if self.namespace:
             expressions.append(
                 {"key": ".metadata.namespace", "operator": "In", "values": [self.namespace]}
@@ -84,22 +113,67 @@ class PodFault:
         return {
             "apiVersion": "kwok.x-k8s.io/v1alpha1",
             "kind": "Stage",
-            "metadata": {"name": self.name(), "labels": {FAULT_LABEL: "true"}},
+            "metadata": {"name": name, "labels": {FAULT_LABEL: "true"}},
             "spec": {
                 "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
                 "selector": selector,
                 "weight": 10000,
-                "next": {"statusTemplate": self._status_template()},
+                "next": {"statusTemplate": template},
             },
         }
+
+    def _healed_template(self) -> str:
+        """Ready and running; a container that crash-looped keeps its restarts and last exit."""
+        crashed = "true" if self.fault is Fault.CRASH_LOOP else "false"
+        match = f'(eq .name "{self.container}")' if self.container is not None else "true"
+        return (
+            "{{ $now := Now }}\n"
+            "conditions:\n"
+            f"- {{type: {FAULT_CONDITION}, status: \"False\", reason: Healed, "
+            f"message: \"{self.marker()}\", lastTransitionTime: {{{{ $now | Quote }}}}}}\n"
+            "- {type: PodScheduled, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
+            "- {type: Initialized, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
+            "- {type: ContainersReady, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
+            "- {type: Ready, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
+            "containerStatuses:\n"
+            "{{ range .spec.containers }}\n"
+            "- name: {{ .name | Quote }}\n"
+            "  image: {{ .image | Quote }}\n"
+            "  imageID: {{ printf \"sandbox://%s\" .image | Quote }}\n"
+            "  ready: true\n"
+            "  started: true\n"
+            f"  {{{{ if and {crashed} {match} }}}}\n"
+            f"  restartCount: {self.restarts}\n"
+            "  lastState:\n"
+            "    terminated:\n"
+            "      exitCode: 1\n"
+            "      reason: Error\n"
+            "      startedAt: {{ $now | Quote }}\n"
+            "      finishedAt: {{ $now | Quote }}\n"
+            "  {{ else }}\n"
+            "  restartCount: 0\n"
+            "  {{ end }}\n"
+            "  state:\n"
+            "    running:\n"
+            "      startedAt: {{ $now | Quote }}\n"
+            "{{ end }}\n"
+            "{{ with NodeIPWith .spec.nodeName }}\n"
+            "hostIP: {{ . | Quote }}\n"
+            "{{ end }}\n"
+            "podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) "
+            "( or .metadata.uid \"\" ) ( or .metadata.name \"\" ) "
+            "( or .metadata.namespace \"\" ) | Quote }}\n"
+            "phase: Running\n"
+            "startTime: {{ $now | Quote }}\n"
+        )
 
     def _status_template(self) -> str:
         message = (self.message or _default_message(self.fault)).replace('"', "'")
         head = (
             "{{ $now := Now }}\n"
             "conditions:\n"
-            f"- {{type: {FAULT_CONDITION}, status: \"True\", "
-            "lastTransitionTime: {{ $now | Quote }}}\n"
+            f"- {{type: {FAULT_CONDITION}, status: \"True\", reason: {self.fault.value}, "
+            f"message: \"{self.marker()}\", lastTransitionTime: {{{{ $now | Quote }}}}}}\n"
             "- {type: PodScheduled, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
             "- {type: Initialized, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
             "- {type: ContainersReady, status: \"False\", reason: ContainersNotReady, "
