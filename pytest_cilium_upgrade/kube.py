@@ -4,8 +4,10 @@ Reads come back as plain JSON dicts (the API's own camelCase form, decoded strai
 from the response body without building client model objects), which is what the
 snapshot model consumes. Requests go through the client's ``ApiClient`` (kubeconfig
 credentials, TLS, exec plugins, token refresh) by path; the generated per-endpoint
-API classes are not used: importing them builds validation for every API type, which
-took most of a second of each gate run, and we would only ask them for raw bodies.
+API classes are not used for them: importing those builds validation for every API
+type, which took most of a second of each gate run, and we would only ask them for
+raw bodies. Only the workload watch of the performed upgrade still goes through
+``AppsV1Api`` and the client's watch helper, created on first use.
 
 Every failure is translated here, once, into the gate's error hierarchy; transient
 answers (429, 5xx, connection resets) are retried a bounded number of times with
