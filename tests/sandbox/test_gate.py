@@ -160,13 +160,19 @@ def test_snapshot_collection_uses_a_fixed_number_of_api_requests(
 ) -> None:
     from pytest_cilium_upgrade import defaults
     from pytest_cilium_upgrade.collect import CollectRequest, collect
+    from pytest_cilium_upgrade.helm import Helm
 
     cluster.install("1.15.18")
     cluster.preflight("1.16.0")
+    helm = Helm(binary=str(sandbox.binaries.helm3), kubeconfig=str(sandbox.kubeconfig),
+                env=sandbox.env())
 
     def count() -> tuple[int, int]:
         with Kube(str(sandbox.kubeconfig)) as kube:
-            snapshot = collect(kube, None, CollectRequest(namespace=cluster.ns))
+            request = CollectRequest(namespace=cluster.ns, release_records="Secret")
+            snapshot = collect(kube, helm, request)
+            assert snapshot.release is not None
+            assert snapshot.preflight_release is not None
             return kube.requests.total, len(snapshot.pods_matching(defaults.AGENT_SELECTOR))
 
     requests, agents = count()
@@ -188,8 +194,10 @@ def test_snapshot_collection_uses_a_fixed_number_of_api_requests(
     print(f"API requests for one snapshot: {requests} with {agents} agent pods, "
           f"{more_requests} with {more_agents} agent pods")
     assert more_agents == agents + 8
-    # version + 7 access reviews + nodes, pods, daemonsets, deployments + validator log
-    assert requests == more_requests == 13
+    # version + 7 access reviews + nodes, pods, daemonsets, deployments, Helm's records
+    # + validator log; helm itself only runs `version` (no render without a chart)
+    assert requests == more_requests == 14
+    assert [call.argv[1] for call in helm.calls] == ["version"]
 
 
 # ---------------------------------------------------------------------------- the seed
