@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import signal
 import stat
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -62,3 +66,57 @@ def test_failed_write_keeps_the_old_file_whole(
         write_values_snapshot(path, VALUES, overwrite=True)
     assert path.read_text() == "old: values\n"
     assert [p.name for p in tmp_path.iterdir()] == ["values.yaml"]
+
+
+# The writer runs in a process of its own and is killed with SIGKILL (no clean-up runs)
+# at a point named by the test: while it writes the temporary file's content, or after
+# it has synced it and before it renames it over the snapshot.
+KILLED_WRITER = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from pytest_cilium_upgrade import values_file
+
+    path, stage = Path(sys.argv[1]), sys.argv[2]
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stage == "content":
+            os.write(fd, b"half: [")  # a partial document already in the file
+        else:
+            real_fsync(fd)
+        print("in the window", flush=True)
+        time.sleep(60)  # killed here
+
+    values_file.os.fsync = fsync
+    values_file.write_values_snapshot(path, {"new": {"key": "x" * 4096}}, overwrite=True)
+""")
+
+
+@pytest.mark.parametrize("stage", ["content", "synced"])
+def test_a_writer_killed_mid_write_leaves_the_old_snapshot_whole(
+    tmp_path: Path, stage: str
+) -> None:
+    path = tmp_path / "values.yaml"
+    write_values_snapshot(path, VALUES)
+    before = path.read_bytes()
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), stage],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "in the window"
+        leftovers = [p for p in tmp_path.iterdir() if p != path]
+        assert len(leftovers) == 1  # the temporary file, written, not yet renamed
+        writer.send_signal(signal.SIGKILL)
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+        if writer.stdout is not None:
+            writer.stdout.close()
+    assert writer.returncode == -signal.SIGKILL
+    assert path.read_bytes() == before  # the snapshot is the old one, whole
+    assert yaml.safe_load(path.read_text()) == VALUES
+    assert _mode(path) == 0o600
+    # the next run writes over it normally; the killed writer's temporary file stays
+    # behind (a hidden .values.yaml.*.tmp) and is never read as the snapshot
+    assert write_values_snapshot(path, {"new": 1}, overwrite=True) == "replaced"
+    assert yaml.safe_load(path.read_text()) == {"new": 1}
