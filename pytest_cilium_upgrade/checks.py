@@ -494,7 +494,7 @@ def cluster_reachable_and_access_allowed(
 ) -> CheckResult:
     """The API server answers and our identity may read everything the checks read."""
     if snapshot.api_error:
-        return _api_failure(snapshot.api_error, snapshot.api_status)
+        return _api_failure(snapshot.api_error, snapshot.api_status, snapshot.api_no_answer)
     denied: list[str] = []
     unknown: list[str] = []
     for req in params.required_access:
@@ -519,7 +519,7 @@ def cluster_reachable_and_access_allowed(
     )
 
 
-def _api_failure(error: str, status: int | None) -> CheckResult:
+def _api_failure(error: str, status: int | None, no_answer: bool = False) -> CheckResult:
     if status == 429:
         return _fail("API server is throttling the gate (429 Too Many Requests)", [
             error,
@@ -532,6 +532,14 @@ def _api_failure(error: str, status: int | None) -> CheckResult:
             error, "it is reachable but answers errors: check its health and etcd's"])
     if status is not None:
         return _fail(f"API server refused the first request ({status})", [error])
+    if no_answer:
+        return _fail("API server did not answer within the request timeout", [
+            error,
+            "it was reached and asked, but sent no answer in time: it is up but slow or"
+            " overloaded (API Priority and Fairness may be queuing the gate's requests);"
+            " run the gate when the control plane is less busy, or allow more time with"
+            " --cilium-request-timeout",
+        ])
     return _fail("cluster unreachable",
                  [error, "check the kubeconfig/context and that the API server is up"])
 

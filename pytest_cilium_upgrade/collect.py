@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_cilium_upgrade import defaults, release_records
-from pytest_cilium_upgrade.errors import ApiError, GateError, HelmFailed
+from pytest_cilium_upgrade.errors import ApiError, GateError, HelmFailed, NoAnswer
 from pytest_cilium_upgrade.model import (
     AccessReview,
     ChartRender,
@@ -185,6 +185,8 @@ def _collect_cluster(
         version = cluster.server_version()
     except ApiError as exc:
         return {"api_error": str(exc), "api_status": exc.status}
+    except NoAnswer as exc:
+        return {"api_error": str(exc), "api_no_answer": True}
     except GateError as exc:
         return {"api_error": str(exc)}
     # the API answers: everything else is read at once, models built as answers arrive

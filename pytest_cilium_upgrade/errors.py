@@ -36,6 +36,10 @@ class Timeout(GateError):
     """A wait ran past its deadline."""
 
 
+class NoAnswer(Timeout):
+    """The API server was reached and asked, but did not answer within the request timeout."""
+
+
 class ApiError(GateError):
     """Any other API failure, with the API's own Status message kept."""
 

@@ -40,6 +40,7 @@ from pytest_cilium_upgrade.errors import (
     Forbidden,
     GateError,
     LockHeld,
+    NoAnswer,
     NotFound,
     Timeout,
 )
@@ -173,8 +174,18 @@ class Kube:
                 ):
                     self._sleep(self._delay(attempt, None))
                     continue
-                if isinstance(exc, urllib3.exceptions.TimeoutError):
+                # urllib3 2 derives NewConnectionError (refused, no such host) from
+                # ConnectTimeoutError: those failed at once, they did not time out
+                if isinstance(exc, urllib3.exceptions.NewConnectionError):
+                    pass
+                elif isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
                     raise Timeout(
+                        f"could not connect to the Kubernetes API at {self.server} "
+                        f"within {self.request_timeout:g}s"
+                    ) from None
+                elif isinstance(exc, urllib3.exceptions.TimeoutError):
+                    # connected and asked, but no answer in time: the server is slow
+                    raise NoAnswer(
                         f"the Kubernetes API at {self.server} did not answer {verb} {resource} "
                         f"within {self.request_timeout:g}s"
                     ) from None

@@ -817,6 +817,8 @@ class ClusterSnapshot:
     api_error: str | None = None
     # the HTTP status when the API server answered, but with an error (429, 5xx, ...)
     api_status: int | None = None
+    # the API server was reached but did not answer within the request timeout
+    api_no_answer: bool = False
     server_version: str | None = None
     access_reviews: tuple[AccessReview, ...] = ()
     helm_version: str | None = None

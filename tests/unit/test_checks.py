@@ -1469,6 +1469,25 @@ def test_api_failures_say_what_the_server_did(status: int | None, summary: str, 
     assert hint in text_of(result)
 
 
+@pytest.mark.parametrize(("error", "no_answer", "summary", "hint"), [
+    ("the Kubernetes API at https://10.0.0.1:6443 did not answer get version within 2s", True,
+     "API server did not answer within the request timeout", "--cilium-request-timeout"),
+    ("could not connect to the Kubernetes API at https://10.0.0.1:6443 within 2s", False,
+     "cluster unreachable", "check the kubeconfig/context"),
+    ("cannot reach the Kubernetes API at https://10.0.0.1:6443: Connection refused", False,
+     "cluster unreachable", "check the kubeconfig/context"),
+])
+def test_an_api_server_too_slow_to_answer_is_not_called_unreachable(
+    error: str, no_answer: bool, summary: str, hint: str
+) -> None:
+    snap = healthy(api_error=error, api_no_answer=no_answer)
+    result = checks.cluster_reachable_and_access_allowed(snap, params())
+    assert_status(result, Status.FAIL)
+    assert result.summary == summary
+    assert error in text_of(result)
+    assert hint in text_of(result)
+
+
 def test_an_unreadable_release_state_fails_the_release_checks_and_skips_the_rest() -> None:
     error = "cannot read Helm's release records (Secrets in namespace kube-system): forbidden"
     snap = healthy(release_error=error, release=None)

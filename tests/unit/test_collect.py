@@ -16,7 +16,13 @@ from test_release_records import release, secret
 
 from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.collect import CollectRequest, RecordReleases, collect
-from pytest_cilium_upgrade.errors import ApiError, ApiUnreachable, Forbidden, HelmFailed
+from pytest_cilium_upgrade.errors import (
+    ApiError,
+    ApiUnreachable,
+    Forbidden,
+    HelmFailed,
+    NoAnswer,
+)
 
 JSONDict = dict[str, Any]
 NS = "kube-system"
@@ -188,6 +194,18 @@ def test_an_api_error_keeps_its_status() -> None:
     snapshot = collect(cluster, None, CollectRequest())
     assert snapshot.api_status == 429
     assert snapshot.api_error == "API error 429 Too Many Requests: slow down"
+    assert not snapshot.api_no_answer
+
+
+def test_an_api_server_that_does_not_answer_in_time_is_told_apart() -> None:
+    cluster = FakeCluster()
+    cluster.failing["version"] = NoAnswer("did not answer get version within 2s")
+    snapshot = collect(cluster, None, CollectRequest())
+    assert snapshot.api_no_answer
+    assert snapshot.api_status is None
+    refused = FakeCluster()
+    refused.failing["version"] = ApiUnreachable("cannot reach the Kubernetes API")
+    assert not collect(refused, None, CollectRequest()).api_no_answer
 
 
 def test_failed_reads_become_fields() -> None:

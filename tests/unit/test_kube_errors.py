@@ -6,6 +6,8 @@ translation logic under test is the adapter's own.
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,15 @@ import urllib3
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from pytest_cilium_upgrade.errors import ApiError, ApiUnreachable, Forbidden, GateError, NotFound
+from pytest_cilium_upgrade.errors import (
+    ApiError,
+    ApiUnreachable,
+    Forbidden,
+    GateError,
+    NoAnswer,
+    NotFound,
+    Timeout,
+)
 from pytest_cilium_upgrade.kube import Kube
 
 
@@ -119,6 +129,63 @@ def test_connection_refused_is_unreachable_after_bounded_retries(kubeconfig: Pat
     reset = urllib3.exceptions.ProtocolError("Connection aborted")
     assert kube._call("version", "get", "version", None, Script(reset, reset)) == "ok"
     assert len(sleeps) == 2
+
+
+def test_refused_no_connection_and_no_answer_are_told_apart(kubeconfig: Path) -> None:
+    """urllib3 2 derives NewConnectionError from ConnectTimeoutError: refused is no timeout."""
+    sleeps: list[float] = []
+    kube = Kube(str(kubeconfig), request_timeout=2, sleep=sleeps.append)
+    refused = urllib3.exceptions.NewConnectionError(
+        None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
+    no_host = urllib3.exceptions.NameResolutionError("nowhere.invalid", None, OSError("nope"))  # type: ignore[arg-type]
+    for error in (refused, no_host):
+        with pytest.raises(ApiUnreachable, match=r"cannot reach the Kubernetes API at https://127"):
+            kube._call("version", "get", "version", None, Script(error))
+    no_connection = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
+    with pytest.raises(Timeout) as connect:
+        kube._call("version", "get", "version", None, Script(no_connection))
+    assert str(connect.value) == ("could not connect to the Kubernetes API at "
+                                  "https://127.0.0.1:1 within 2s")
+    assert not isinstance(connect.value, NoAnswer)  # never reached: unreachable
+    no_answer = urllib3.exceptions.ReadTimeoutError(None, "/api", "Read timed out.")  # type: ignore[arg-type]
+    with pytest.raises(NoAnswer) as slow:
+        kube._call("list pods", "list", "pods", "ns", Script(no_answer))
+    assert str(slow.value) == ("the Kubernetes API at https://127.0.0.1:1 did not answer "
+                               "list pods within 2s")
+    assert sleeps == []  # none of them is retried
+    assert kube.requests.counts == {"version": 3, "list pods": 1}
+
+
+def test_real_sockets_refused_and_never_answered(tmp_path: Path) -> None:
+    """What urllib3 really raises, on loopback: a closed port, and one that never answers."""
+    def kubeconfig(port: int) -> str:
+        path = tmp_path / f"kubeconfig-{port}"
+        path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+        }))
+        return str(path)
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+    with socket.socket() as silent:  # listens: connections complete, nothing answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        sleeps: list[float] = []
+        started = time.monotonic()
+        with Kube(kubeconfig(closed_port), request_timeout=5, retries=0,
+                  sleep=sleeps.append) as kube, pytest.raises(ApiUnreachable):
+            kube.server_version()
+        assert time.monotonic() - started < 4  # at once, not after the timeout
+        with Kube(kubeconfig(silent.getsockname()[1]), request_timeout=0.5,
+                  sleep=sleeps.append) as kube:
+            with pytest.raises(NoAnswer, match=r"did not answer get version within 0\.5s"):
+                kube.server_version()
+            assert kube.requests.counts == {"version": 1}
+        assert sleeps == []
 
 
 def test_bad_kubeconfig_and_unknown_context_name_the_file(tmp_path: Path,
