@@ -19,6 +19,21 @@ request of the gate is rejected, each time, which the test verifies before it ru
 gate. Lifting the throttle is deterministic too: the level is given seats, the test
 waits until the holder's own requests are admitted again, then lets the held request go.
 
+The same level with ``limitResponse: Queue`` (one queue) makes the API server *slow*
+instead: while the holder's requests are held, the gate's requests wait in APF's queue,
+unanswered. A queuing level needs seats (kube-apiserver dispatches from its queues only
+while fewer seats than the limit are in use, so with none its queue moves only now and
+then, when the limits are recomputed): it gets one share, which is a few seats (3 on
+the sandbox), and the holder fills every one of them with a held request before the
+test verifies that a request of the gate waits. Letting the held requests go serves the
+queued ones. kube-apiserver lets a request wait in a queue at most a quarter of its own
+deadline (``getRequestWaitContext`` in k8s.io/apiserver's priority-and-fairness filter;
+the deadline is ``?timeout=`` or ``--request-timeout``, 60 s, so 15 s here, never more
+than a minute), then rejects it with 429 ("time-out"). A request whose client hangs up
+first leaves the queue too, and APF counts it the same way. So a hold shorter than both
+the gate's ``--cilium-request-timeout`` and those 15 s is a slow but working API server;
+a gate request timeout shorter than the hold is an API server too slow for the gate.
+
 Every cluster-scoped object (FlowSchemas, the PriorityLevelConfiguration, the webhook
 configuration, the roles' ClusterRole and ClusterRoleBinding) carries the namespace in
 its name and is deleted after the test.
@@ -45,7 +60,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from pytest_cilium_upgrade import kube as kube_module
-from pytest_cilium_upgrade.errors import ApiError
+from pytest_cilium_upgrade.errors import ApiError, Timeout
 from pytest_cilium_upgrade.kube import Kube
 from pytest_cilium_upgrade.sandbox.cluster import Sandbox
 from pytest_cilium_upgrade.sandbox.faults import ContainerLogs
@@ -65,6 +80,12 @@ HOLDER = "throttle-holder"
 FLOWCONTROL = "flowcontrol.apiserver.k8s.io/v1"
 HOLD_S = 28.0  # below the webhook's timeoutSeconds (30, the most the API allows)
 CLUSTER_CHECK = "cilium-upgrade.pre::cluster_reachable_and_access_allowed"
+REJECT: dict[str, Any] = {"type": "Reject"}
+# one queue for both identities: the gate's requests wait behind the held ones
+QUEUE: dict[str, Any] = {"type": "Queue", "queuing": {"queues": 1, "handSize": 1,
+                                                      "queueLengthLimit": 50}}
+PROBE_TIMEOUT_S = 1.0  # a probe that waits longer than this in the queue is held there
+SLOW_S = 3.0  # how long the slow API server keeps the gate's requests waiting
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
@@ -89,9 +110,14 @@ class _Hold(http.server.BaseHTTPRequestHandler):
             uid = json.loads(self.rfile.read(length))["request"]["uid"]
         except (ValueError, KeyError, TypeError):
             uid = ""
+        with self.server.changed:
+            self.server.holding += 1
+            self.server.changed.notify_all()
         self.server.held.set()
         released = self.server.release.wait(HOLD_S)
-        self.server.let_go.append(released)
+        with self.server.changed:
+            self.server.holding -= 1
+            self.server.let_go.append(released)
         body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
                            "response": {"uid": uid, "allowed": True}}).encode()
         self.send_response(200)
@@ -110,6 +136,8 @@ class _HoldServer(http.server.ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Hold)
         self.held = threading.Event()
+        self.holding = 0  # requests held right now
+        self.changed = threading.Condition()
         self.release = threading.Event()
         self.let_go: list[bool] = []  # per held request: released by the test (or timed out)
 
@@ -140,7 +168,7 @@ class Throttle:
         self.snapshot = pytester.path / "values.yaml"
         self.cluster_objects: list[str] = []
         self.server: _HoldServer | None = None
-        self.holder_thread: threading.Thread | None = None
+        self.holder_threads: list[threading.Thread] = []
         self.holder_result: list[str] = []
         self.holds = 0
         self.reader_cfg = Path()
@@ -208,8 +236,9 @@ class Throttle:
                          name="throttle-webhook").start()
         return base64.b64encode(cert.read_bytes()).decode()
 
-    def start(self) -> None:
-        """Throttle the gate's identity and verify that its requests are rejected."""
+    def start(self, limit_response: dict[str, Any] = REJECT) -> None:
+        """Throttle the gate's identity and verify it: its requests are rejected (Reject),
+        or wait unanswered in the queue (Queue)."""
         ca_bundle = self._webhook_server()
         assert self.server is not None
         port = self.server.server_address[1]
@@ -229,12 +258,17 @@ class Throttle:
             for name, account, precedence in ((self.gate_schema, READER, 50),
                                               (self.holder_schema, HOLDER, 51))
         ]
+        # A level that queues needs seats: kube-apiserver dispatches from its queues only
+        # while fewer seats than its limit are in use (queueset's
+        # dispatchAsMuchAsPossibleLocked), so with none its queue would move only now
+        # and then. One share gives it a few seats; the holder then fills all of them.
+        queue = limit_response["type"] == "Queue"
         self.sandbox.apply([
             {"apiVersion": FLOWCONTROL, "kind": "PriorityLevelConfiguration",
              "metadata": {"name": self.level},
              "spec": {"type": "Limited", "limited": {
-                 "nominalConcurrencyShares": 0, "lendablePercent": 0,
-                 "borrowingLimitPercent": 0, "limitResponse": {"type": "Reject"}}}},
+                 "nominalConcurrencyShares": 1 if queue else 0, "lendablePercent": 0,
+                 "borrowingLimitPercent": 0, "limitResponse": limit_response}}},
             *schemas,
             {"apiVersion": "admissionregistration.k8s.io/v1",
              "kind": "ValidatingWebhookConfiguration",
@@ -253,10 +287,11 @@ class Throttle:
         ])
         # The API server takes up new flow control and webhook configurations
         # asynchronously: hold, then prove with the gate's identity that it is throttled.
+        probe = self.queued_probe if queue else self.rejected_probe
         deadline = time.monotonic() + 30
         while True:
-            self._hold()
-            if self.rejected_probe():
+            self._hold(self.seats() if queue else 1)
+            if probe():
                 return
             if time.monotonic() > deadline:
                 pytest.fail("the API server never throttled the gate's identity "
@@ -264,12 +299,26 @@ class Throttle:
             self._let_go()
             time.sleep(0.5)
 
-    def _hold(self) -> None:
-        """Create a ConfigMap as the holder; its admission holds one seat of the level."""
+    def seats(self) -> int:
+        """The level's concurrency limit as the API server applies it (0 until it has it)."""
+        return int(sum(value for name, labels, value in metrics(self.sandbox)
+                       if name == "apiserver_flowcontrol_current_limit_seats"
+                       and labels.get("priority_level") == self.level))
+
+    def _hold(self, count: int = 1) -> None:
+        """Create ConfigMaps as the holder, one after another, until ``count`` are held:
+        the admission of each holds one seat of the level."""
         assert self.server is not None
         self.server.held.clear()
         self.server.release.clear()
         self.server.let_go.clear()
+        for _ in range(max(count, 1)):
+            if not self._hold_one():
+                return
+
+    def _hold_one(self) -> bool:
+        """One more held request; False when it did not reach the webhook."""
+        assert self.server is not None
         self.holds += 1
         manifest = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
             "name": f"hold-{self.holds}", "namespace": self.ns,
@@ -285,19 +334,25 @@ class Throttle:
                 return
             self.holder_result.append(f"{proc.returncode}: {proc.stdout}{proc.stderr}".strip())
 
-        self.holder_thread = threading.Thread(target=create, name="throttle-holder")
-        self.holder_thread.start()
-        if not self.server.held.wait(10):
+        thread = threading.Thread(target=create, name="throttle-holder")
+        self.holder_threads.append(thread)
+        thread.start()
+        with self.server.changed:
+            held = self.server.changed.wait_for(
+                lambda: self.server is not None
+                and self.server.holding >= len(self.holder_threads), 10)
+        if not held:
             # not through the webhook (its configuration not taken up yet, or the
             # holder itself got a 429): try again
-            self.holder_thread.join(30)
+            thread.join(30)
+        return held
 
     def _let_go(self) -> None:
         if self.server is not None:
             self.server.release.set()
-        if self.holder_thread is not None:
-            self.holder_thread.join(60)
-            self.holder_thread = None
+        for thread in self.holder_threads:
+            thread.join(60)
+        self.holder_threads = []
 
     def rejected_probe(self) -> bool:
         """One request as the gate's identity, no retries: is it refused with 429?"""
@@ -310,11 +365,40 @@ class Throttle:
                 return True
         return False
 
+    def queued_probe(self) -> bool:
+        """One request as the gate's identity, no retries: does it wait in APF's queue?
+
+        It is unanswered after ``PROBE_TIMEOUT_S`` and the API server, which removes a
+        queued request when its client hangs up, counts it as rejected ("time-out").
+        """
+        before = self.gate_flow()["timed_out"]
+        with Kube(str(self.reader_cfg), retries=0, request_timeout=PROBE_TIMEOUT_S) as kube:
+            try:
+                kube.server_version()
+            except Timeout:
+                pass
+            else:
+                return False
+        deadline = time.monotonic() + 20  # at most the queue's own wait limit (15 s)
+        while time.monotonic() < deadline:
+            if self.gate_flow()["timed_out"] > before:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def wait_until_queue_empty(self, timeout_s: float = 20) -> dict[str, float]:
+        """The gate's flow once none of its requests waits in the queue any more."""
+        deadline = time.monotonic() + timeout_s
+        while (flow := self.gate_flow())["in_queue"] > 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return flow
+
     def still_holding(self) -> bool:
-        """The held request has not been let go (nor timed out) since it was held."""
+        """The held requests have not been let go (nor timed out) since they were held."""
         return (self.server is not None and self.server.held.is_set()
                 and not self.server.release.is_set() and not self.server.let_go
-                and self.holder_thread is not None and self.holder_thread.is_alive())
+                and self.server.holding == len(self.holder_threads) > 0
+                and all(thread.is_alive() for thread in self.holder_threads))
 
     def lift(self) -> float:
         """Give the level seats, wait until the API server applies it, let the hold go.
@@ -351,8 +435,18 @@ class Throttle:
             self.server.server_close()
 
     def gate_flow(self) -> dict[str, float]:
-        """The gate identity's requests as APF counted them: dispatched and rejected."""
-        out = {"dispatched": 0.0, "rejected": 0.0}
+        """The gate identity's requests as APF counted them.
+
+        ``dispatched`` and ``rejected`` (of which ``timed_out``: left the queue unserved,
+        their wait limit passed or their client gone); ``in_queue`` now; ``waited`` and
+        ``waited_s``: how many requests went through the queue, and how long they waited
+        there in all; ``waited_over_2s``: how many of those waited more than 2 s. (APF
+        labels the wait of a queued request ``execute="true"`` whether it was then served
+        or timed out; ``execute="false"`` is for requests rejected without queuing.)
+        """
+        out = dict.fromkeys(("dispatched", "rejected", "timed_out", "in_queue", "waited",
+                             "waited_s", "waited_over_2s"), 0.0)
+        wait = "apiserver_flowcontrol_request_wait_duration_seconds"
         for name, labels, value in metrics(self.sandbox):
             if labels.get("flow_schema") != self.gate_schema:
                 continue
@@ -360,6 +454,18 @@ class Throttle:
                 out["dispatched"] += value
             elif name == "apiserver_flowcontrol_rejected_requests_total":
                 out["rejected"] += value
+                if labels.get("reason") == "time-out":
+                    out["timed_out"] += value
+            elif name == "apiserver_flowcontrol_current_inqueue_requests":
+                out["in_queue"] += value
+            elif labels.get("execute") == "true":
+                if name == f"{wait}_count":
+                    out["waited"] += value
+                    out["waited_over_2s"] += value
+                elif name == f"{wait}_sum":
+                    out["waited_s"] += value
+                elif name == f"{wait}_bucket" and labels.get("le") == "2":
+                    out["waited_over_2s"] -= value
         return out
 
     # ------------------------------------------------------------------ the release
@@ -377,6 +483,9 @@ class Throttle:
         write_values_snapshot(self.snapshot, values or {})
 
     # ------------------------------------------------------------------ the gate
+    def server_address(self) -> str:
+        return str(yaml.safe_load(self.reader_cfg.read_text())["clusters"][0]["cluster"]["server"])
+
     def gate(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest(
             "--cilium-upgrade", "--cilium-phase=pre", "--cilium-target-version=1.16.15",
@@ -561,3 +670,127 @@ def test_gate_recovers_when_the_throttle_lifts_while_it_retries(
     assert after["dispatched"] > before["dispatched"]
     print(f"recovered: {len(delays)} request(s) refused once, lift took {lift_took[0]:.1f}s, "
           f"gate done after {elapsed:.1f}s; waits {[d for _, _, d in delays]}")
+
+
+Send = tuple[str, str, float]  # method, path, when (monotonic)
+
+
+@pytest.fixture
+def sends(monkeypatch: pytest.MonkeyPatch) -> list[Send]:
+    """Every request (every attempt) the adapter sends (in this process, so in sub-runs)."""
+    seen: list[Send] = []
+    original = kube_module.Kube._send
+
+    def spy(self: Kube, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append((method, path, time.monotonic()))
+        return original(self, method, path, *args, **kwargs)
+
+    monkeypatch.setattr(kube_module.Kube, "_send", spy)
+    return seen
+
+
+def _through_apf(sent: list[Send]) -> list[Send]:
+    """The requests APF classifies: a pod's log is a long-running request, never queued."""
+    return [s for s in sent if not s[1].endswith("/log")]
+
+
+def test_gate_waits_out_a_slow_api_server_and_passes(
+    throttle: Throttle, delays: list[Delay], sends: list[Send]
+) -> None:
+    throttle.install_release_and_preflight()
+    throttle.start(QUEUE)
+    before = throttle.gate_flow()
+
+    # Once the API server holds one of the gate's requests in its queue, keep it (and
+    # whatever the gate sends meanwhile) waiting SLOW_S more seconds, then let the
+    # held requests go: the queued ones are served.
+    queued_at: list[float] = []
+    released_at: list[float] = []
+    release_errors: list[BaseException] = []
+
+    def release_when_queued() -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if throttle.gate_flow()["in_queue"] >= 1:
+                    queued_at.append(time.monotonic())
+                    time.sleep(SLOW_S)
+                    break
+                time.sleep(0.2)
+        except BaseException as error:  # reported by the test
+            release_errors.append(error)
+        finally:
+            throttle._let_go()  # never leave the gate waiting on the hold
+            released_at.append(time.monotonic())
+
+    releaser = threading.Thread(target=release_when_queued, name="slow-release")
+    sends.clear()  # the gate's own requests from here on
+    started = time.monotonic()
+    releaser.start()
+    result = throttle.gate()
+    elapsed = time.monotonic() - started
+    releaser.join(60)
+    after = throttle.wait_until_queue_empty()
+    output = result.stdout.str()
+
+    assert not release_errors
+    assert queued_at, "the gate's requests were never queued"
+    assert _outcome(result) == {"passed": 13}, output
+    assert throttle.verdicts()[CLUSTER_CHECK] == "passed"
+    assert "429" not in output
+    assert "did not answer" not in output
+    # Nothing was refused or retried: every request the gate sent was served once,
+    # some after waiting in the queue, the first of them for SLOW_S or more.
+    assert delays == []
+    assert after["rejected"] == before["rejected"], (before, after)
+    assert after["dispatched"] - before["dispatched"] == len(_through_apf(sends)), sends
+    assert after["waited_s"] - before["waited_s"] >= SLOW_S, (before, after)
+    assert after["waited_over_2s"] - before["waited_over_2s"] >= 1, (before, after)
+    first = sends[0][2]
+    assert started <= first <= queued_at[0]
+    assert elapsed > SLOW_S, elapsed
+    print(f"slow API server: first request queued {queued_at[0] - first:.1f}s after it was "
+          f"sent, released {released_at[0] - first:.1f}s after it; gate done after "
+          f"{elapsed:.1f}s; {len(sends)} requests, "
+          f"{after['waited'] - before['waited']:.0f} of them through APF, waiting "
+          f"{after['waited_s'] - before['waited_s']:.1f}s in its queue in all")
+
+
+def test_gate_on_an_api_server_slower_than_the_request_timeout_ends_with_a_verdict(
+    throttle: Throttle, delays: list[Delay], sends: list[Send]
+) -> None:
+    throttle.start(QUEUE)
+    before = throttle.gate_flow()
+    sends.clear()  # the gate's own requests from here on
+    started = time.monotonic()
+    result = throttle.gate("--cilium-request-timeout=2")
+    elapsed = time.monotonic() - started
+    held = throttle.still_holding()
+    after = throttle.wait_until_queue_empty()
+    output = result.stdout.str()
+    assert held, "the hold lapsed while the gate ran"
+
+    assert result.ret == 1, output
+    assert "Traceback" not in output
+    verdicts = throttle.verdicts()
+    cluster = verdicts[CLUSTER_CHECK]
+    assert cluster.startswith("API server did not answer within the request timeout\n"), cluster
+    assert (f"the Kubernetes API at {throttle.server_address()} did not answer get version "
+            "within 2s") in cluster
+    assert "allow more time with --cilium-request-timeout" in cluster
+    assert "check the kubeconfig" not in cluster
+    assert "API server did not answer within the request timeout\n" in output
+    # Each request was sent once (a request that timed out is not retried): the
+    # version, and the LIST of Helm's release records asked beside it. The API server
+    # saw each of them wait in its queue, served none, and dropped each when the gate
+    # hung up.
+    assert delays == []
+    assert sorted(path for _, path, _ in sends) == [
+        f"/api/v1/namespaces/{throttle.ns}/secrets", "/version/"], sends
+    assert after["timed_out"] - before["timed_out"] == len(sends), (before, after, sends)
+    assert after["waited"] - before["waited"] == len(sends), (before, after)
+    assert after["dispatched"] == before["dispatched"]
+    assert 2 <= elapsed < 30, elapsed
+    print(f"verdict after {elapsed:.1f}s; {len(sends)} requests, each sent once and queued "
+          f"{(after['waited_s'] - before['waited_s']) / len(sends):.1f}s on average "
+          "until the gate hung up")
