@@ -50,13 +50,13 @@ import ssl
 import subprocess
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from junit_report import junit_verdicts
 from kubernetes.client.exceptions import ApiException
 
 from pytest_cilium_upgrade import kube as kube_module
@@ -502,17 +502,7 @@ class Throttle:
 
     def verdicts(self) -> dict[str, str]:
         """JUnit testcase name -> 'passed', 'skipped: ...' or the failure report."""
-        out = {}
-        for case in ET.parse(self.junit).getroot().iter("testcase"):  # noqa: S314 - our own
-            failure, skipped = case.find("failure"), case.find("skipped")
-            key = f"{case.get('classname')}::{case.get('name')}"
-            if failure is not None:
-                out[key] = failure.text or failure.get("message") or ""
-            elif skipped is not None:
-                out[key] = "skipped: " + skipped.get("message", "")
-            else:
-                out[key] = "passed"
-        return out
+        return junit_verdicts(self.junit)
 
 
 @pytest.fixture

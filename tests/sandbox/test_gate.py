@@ -11,12 +11,12 @@ import base64
 import gzip
 import json
 import socket
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import yaml
+from junit_report import junit_verdicts
 
 from pytest_cilium_upgrade.kube import Kube
 from pytest_cilium_upgrade.sandbox.cluster import Sandbox
@@ -102,19 +102,7 @@ class Cluster:
 
     def verdicts(self) -> dict[str, str]:
         """JUnit testcase name -> 'passed' or the failure message."""
-        out = {}
-        # the report is our own sub-run's file, not untrusted input
-        for case in ET.parse(self.junit).getroot().iter("testcase"):  # noqa: S314
-            failure = case.find("failure")
-            skipped = case.find("skipped")
-            key = f"{case.get('classname')}::{case.get('name')}"
-            if failure is not None:
-                out[key] = failure.get("message", "")
-            elif skipped is not None:
-                out[key] = "skipped: " + skipped.get("message", "")
-            else:
-                out[key] = "passed"
-        return out
+        return junit_verdicts(self.junit, whole_failure=False)
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ pytester sub-run with a kubeconfig holding only its ServiceAccount token.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from junit_report import junit_verdicts
 
 from pytest_cilium_upgrade.sandbox.cluster import Sandbox
 from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
@@ -162,19 +162,7 @@ class Rbac:
 
     def verdicts(self) -> dict[str, str]:
         """JUnit testcase name -> 'passed', 'skipped: ...' or the whole failure report."""
-        out = {}
-        # the report is our own sub-run's file, not untrusted input
-        for case in ET.parse(self.junit).getroot().iter("testcase"):  # noqa: S314
-            failure = case.find("failure")
-            skipped = case.find("skipped")
-            key = f"{case.get('classname')}::{case.get('name')}"
-            if failure is not None:
-                out[key] = failure.text or failure.get("message") or ""
-            elif skipped is not None:
-                out[key] = "skipped: " + skipped.get("message", "")
-            else:
-                out[key] = "passed"
-        return out
+        return junit_verdicts(self.junit)
 
     def assert_no_token_in(self, result: pytest.RunResult) -> None:
         text = result.stdout.str() + self.junit.read_text()

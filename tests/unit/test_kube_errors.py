@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import urllib3
-import yaml
+from kubeconfigs import write_kubeconfig
 from kubernetes.client.exceptions import ApiException
 
 from pytest_cilium_upgrade.errors import (
@@ -30,14 +30,7 @@ from pytest_cilium_upgrade.kube import Kube
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-    }))
-    return path
+    return write_kubeconfig(tmp_path / "kubeconfig")
 
 
 def _api_error(status: int, message: str = "boom", headers: dict[str, str] | None = None
@@ -159,14 +152,7 @@ def test_refused_no_connection_and_no_answer_are_told_apart(kubeconfig: Path) ->
 def test_real_sockets_refused_and_never_answered(tmp_path: Path) -> None:
     """What urllib3 really raises, on loopback: a closed port, and one that never answers."""
     def kubeconfig(port: int) -> str:
-        path = tmp_path / f"kubeconfig-{port}"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        }))
-        return str(path)
+        return str(write_kubeconfig(tmp_path / f"kubeconfig-{port}", f"http://127.0.0.1:{port}"))
 
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

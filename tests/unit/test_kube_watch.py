@@ -15,27 +15,20 @@ from typing import Any
 
 import pytest
 import urllib3
-import yaml
+from kubeconfigs import write_kubeconfig
 from kubernetes.client.exceptions import ApiException
 
 from pytest_cilium_upgrade.errors import ApiUnreachable, Forbidden
 from pytest_cilium_upgrade.kube import Kube
 
-REFUSED = urllib3.exceptions.NewConnectionError(
-    None, "Failed to establish a new connection: [Errno 111] Connection refused"  # type: ignore[arg-type]
-)
-
 
 @pytest.fixture
 def kubeconfig(tmp_path: Path) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-    }))
-    return path
+    return write_kubeconfig(tmp_path / "kubeconfig")
+
+REFUSED = urllib3.exceptions.NewConnectionError(
+    None, "Failed to establish a new connection: [Errno 111] Connection refused"  # type: ignore[arg-type]
+)
 
 
 def ds(ready: int) -> dict[str, Any]:
