@@ -1420,7 +1420,9 @@ def run_check(
 ) -> CheckResult:
     """Run one check: SKIP if what it needs is unreachable, and redact its messages."""
     if spec.needs_cluster and snapshot.api_error:
-        result = _skip("cluster unreachable (see cluster_reachable_and_access_allowed)")
+        summary = _api_failure(snapshot.api_error, snapshot.api_status,
+                               snapshot.api_no_answer).summary
+        result = _skip(f"{summary} (see cluster_reachable_and_access_allowed)")
     elif spec.needs_cluster and snapshot.read_errors:
         result = _skip(
             f"cluster only partly readable ({snapshot.read_errors[0]}); "

@@ -587,7 +587,8 @@ def test_gate_under_sustained_429_ends_with_a_verdict_in_bounded_time(
     assert "API server is throttling the gate (429 Too Many Requests)" in cluster
     assert "API error 429 Too Many Requests: Too many requests, please try again later" in cluster
     assert "(gave up after 4 attempts)" in cluster
-    assert "cluster unreachable (see cluster_reachable_and_access_allowed)" in " ".join(
+    assert ("API server is throttling the gate (429 Too Many Requests) (see "
+            "cluster_reachable_and_access_allowed)") in " ".join(
         verdicts.values())
     # Each request was retried 3 times, each after the server's Retry-After; then given up.
     assert delays, output

@@ -1510,3 +1510,16 @@ def test_a_snapshot_the_gate_failed_to_write_says_why() -> None:
     assert_status(result, Status.FAIL)
     assert result.summary == ("--cilium-write-snapshot did not write /ci/values.yaml: "
                               "API error 429 Too Many Requests: slow down")
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"api_status": 429}, "API server is throttling the gate (429 Too Many Requests)"),
+    ({"api_no_answer": True}, "API server did not answer within the request timeout"),
+    ({}, "cluster unreachable"),
+])
+def test_checks_skipped_for_the_api_say_what_the_server_did(fields: dict[str, Any], reason: str
+                                                              ) -> None:
+    snap = healthy(api_error="some error", **fields)
+    result = checks.run_check(checks.get_check("pre", "agent_daemonset_healthy"), snap, params())
+    assert_status(result, Status.SKIP)
+    assert result.summary == f"{reason} (see cluster_reachable_and_access_allowed)"
