@@ -56,6 +56,7 @@ from typing import Any
 
 import pytest
 import yaml
+from identities import into_namespace, shipped_roles, token_kubeconfig
 from junit_report import junit_verdicts
 from kubernetes.client.exceptions import ApiException
 
@@ -70,7 +71,6 @@ pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-RBAC = ROOT / "deploy" / "rbac"
 CHARTS = ROOT / "tests" / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
 PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
@@ -177,19 +177,8 @@ class Throttle:
     # ------------------------------------------------------------------ identities
     def apply_roles(self) -> None:
         """The read-only roles as shipped, moved into the namespace; the holder may create."""
-        docs = [doc for name in ("checks-clusterrole.yaml", "checks-role.yaml")
-                for doc in yaml.safe_load_all((RBAC / name).read_text()) if doc]
-        for doc in docs:
-            meta = doc["metadata"]
-            if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
-                meta["name"] = f"{meta['name']}-{self.ns}"
-                self.cluster_objects.append(f"{doc['kind'].lower()}/{meta['name']}")
-            else:
-                meta["namespace"] = self.ns
-            if doc.get("roleRef", {}).get("kind") == "ClusterRole":
-                doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{self.ns}"
-            for subject in doc.get("subjects", ()):
-                subject["namespace"] = self.ns
+        docs = shipped_roles(("checks-clusterrole.yaml", "checks-role.yaml"))
+        self.cluster_objects += into_namespace(docs, self.ns)
         self.sandbox.apply(docs)
         self.sandbox.kubectl("create", "serviceaccount", HOLDER, "-n", self.ns)
         self.sandbox.kubectl("create", "role", HOLDER, "--verb=create",
@@ -200,19 +189,8 @@ class Throttle:
         self.holder_cfg = self._kubeconfig(HOLDER)
 
     def _kubeconfig(self, account: str) -> Path:
-        token = self.sandbox.kubectl("create", "token", account, "-n", self.ns,
-                                     "--duration=15m").strip()
-        admin = yaml.safe_load(self.sandbox.kubeconfig.read_text())
-        cluster = admin["clusters"][0]
-        path = self.pytester.path / f"{account}.kubeconfig"
-        path.write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": account, "context": {"cluster": cluster["name"],
-                                                       "user": account, "namespace": self.ns}}],
-            "current-context": account,
-        }))
-        path.chmod(0o600)
+        path, _ = token_kubeconfig(self.sandbox, account, self.ns,
+                                   self.pytester.path / f"{account}.kubeconfig")
         return path
 
     # ------------------------------------------------------------------ the throttle

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from identities import CLUSTER_SCOPED, into_namespace, shipped_roles, token_kubeconfig
 from junit_report import junit_verdicts
 
 from pytest_cilium_upgrade.sandbox.cluster import Sandbox
@@ -24,7 +24,6 @@ pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-RBAC = ROOT / "deploy" / "rbac"
 RBAC_FILES = ("checks-clusterrole.yaml", "checks-role.yaml", "upgrade-role.yaml")
 CHARTS = ROOT / "tests" / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
@@ -32,13 +31,7 @@ PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
                   "--set", "operator.enabled=false")
 READER = "cilium-upgrade-checks"
 UPGRADER = "cilium-upgrade"
-CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding")
 READ_VERBS = {"get", "list", "watch"}
-
-
-def _manifests() -> list[dict[str, Any]]:
-    return [doc for name in RBAC_FILES for doc in yaml.safe_load_all((RBAC / name).read_text())
-            if doc]
 
 
 class Rbac:
@@ -52,26 +45,12 @@ class Rbac:
         self.state = pytester.path / "state.json"
         self.junit = pytester.path / "junit.xml"
         self.tokens: list[str] = []
-        # cluster-scoped objects get the namespace as suffix, so tests never share them
-        self.cluster_objects: list[tuple[str, str]] = []
+        self.cluster_objects: list[str] = []  # kind/name, deleted after the test
 
     def apply_roles(self) -> None:
         """The YAML as shipped, with kube-system replaced by the test's namespace."""
-        docs = _manifests()
-        for doc in docs:
-            meta = doc["metadata"]
-            if doc["kind"] in CLUSTER_SCOPED:
-                meta["name"] = f"{meta['name']}-{self.ns}"
-                self.cluster_objects.append((doc["kind"].lower(), meta["name"]))
-            else:
-                assert meta["namespace"] == "kube-system"
-                meta["namespace"] = self.ns
-            ref = doc.get("roleRef")
-            if ref is not None and ref["kind"] == "ClusterRole":
-                ref["name"] = f"{ref['name']}-{self.ns}"
-            for subject in doc.get("subjects", ()):
-                assert subject["namespace"] == "kube-system"
-                subject["namespace"] = self.ns
+        docs = shipped_roles(RBAC_FILES)
+        self.cluster_objects += into_namespace(docs, self.ns)
         path = self.pytester.path / "rbac.yaml"
         path.write_text(yaml.safe_dump_all(docs))
         self.sandbox.kubectl("apply", "-f", str(path))
@@ -79,26 +58,13 @@ class Rbac:
     def delete_cluster_objects(self) -> None:
         if self.cluster_objects:
             self.sandbox.kubectl("delete", "--ignore-not-found", "--wait=false",
-                                 *[f"{kind}/{name}" for kind, name in self.cluster_objects])
+                                 *self.cluster_objects)
 
     def kubeconfig(self, account: str) -> Path:
         """A kubeconfig holding nothing but a token of the ServiceAccount ``account``."""
-        token = self.sandbox.kubectl("create", "token", account, "-n", self.ns,
-                                     "--duration=15m").strip()
+        path, token = token_kubeconfig(self.sandbox, account, self.ns,
+                                       self.pytester.path / f"{account}.kubeconfig")
         self.tokens.append(token)
-        admin = yaml.safe_load(self.sandbox.kubeconfig.read_text())
-        cluster_entry = admin["clusters"][0]
-        restricted = {
-            "apiVersion": "v1", "kind": "Config",
-            "clusters": [cluster_entry],
-            "users": [{"name": account, "user": {"token": token}}],
-            "contexts": [{"name": account, "context": {"cluster": cluster_entry["name"],
-                                                        "user": account, "namespace": self.ns}}],
-            "current-context": account,
-        }
-        path = self.pytester.path / f"{account}.kubeconfig"
-        path.write_text(yaml.safe_dump(restricted))
-        path.chmod(0o600)
         return path
 
     def can_i(self, account: str, verb: str, resource: str) -> bool:
@@ -198,7 +164,7 @@ def _not_passed(verdicts: dict[str, str], phase: str) -> dict[str, str]:
 
 
 def test_read_only_roles_grant_only_reads_and_bindings_name_shipped_roles() -> None:
-    docs = _manifests()
+    docs = shipped_roles(RBAC_FILES)
     roles = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role",
                                                                               "ClusterRole")}
     for doc in docs:
