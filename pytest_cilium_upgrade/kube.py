@@ -33,7 +33,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from pytest_cilium_upgrade import defaults, release_records
+from pytest_cilium_upgrade import api_shapes, defaults, release_records
 from pytest_cilium_upgrade.errors import (
     ApiError,
     ApiUnreachable,
@@ -236,11 +236,15 @@ class Kube:
 
     def _list(
         self, kind: str, resource: str, path: str, namespace: str | None,
-        selector: str | None = None,
+        selector: str | None = None, shape: type[Any] | None = None,
     ) -> list[JSONDict]:
+        """The items of a LIST; with a ``shape`` (of :mod:`api_shapes`), only its fields."""
         query = [("labelSelector", selector)] if selector else []
-        data = self._get_json(f"list {resource.split('.')[0]}", "list", resource, namespace,
-                              "GET", path, query)
+
+        def request() -> JSONDict:
+            return api_shapes.decode_list(self._send("GET", path, query).read(), shape)
+
+        data = self._call(f"list {resource.split('.')[0]}", "list", resource, namespace, request)
         return _items(data, kind)
 
     # ------------------------------------------------------------------ reads
@@ -249,18 +253,20 @@ class Kube:
         return str(data.get("gitVersion", ""))
 
     def list_nodes(self) -> list[JSONDict]:
-        return self._list("Node", "nodes", "/api/v1/nodes", None)
+        return self._list("Node", "nodes", "/api/v1/nodes", None, shape=api_shapes.NodeList)
 
     def list_pods(self, namespace: str, selector: str | None = None) -> list[JSONDict]:
-        return self._list("Pod", "pods", _core_path(namespace, "pods"), namespace, selector)
+        return self._list("Pod", "pods", _core_path(namespace, "pods"), namespace, selector,
+                          shape=api_shapes.PodList)
 
     def list_daemonsets(self, namespace: str) -> list[JSONDict]:
         return self._list("DaemonSet", "daemonsets.apps", _apps_path(namespace, "daemonsets"),
-                          namespace)
+                          namespace, shape=api_shapes.WorkloadList)
 
     def list_deployments(self, namespace: str) -> list[JSONDict]:
         return self._list("Deployment", "deployments.apps",
-                          _apps_path(namespace, "deployments"), namespace)
+                          _apps_path(namespace, "deployments"), namespace,
+                          shape=api_shapes.WorkloadList)
 
     def list_release_records(
         self, namespace: str, releases: Iterable[str], kind: str = "Secret"
@@ -549,8 +555,10 @@ def _lease_expiry(spec: JSONDict) -> datetime | None:
 
 
 def _items(data: JSONDict, kind: str) -> list[JSONDict]:
-    items = data.get("items") or []
-    return [{**item, "kind": item.get("kind", kind)} for item in items]
+    items: list[JSONDict] = data.get("items") or []
+    for item in items:  # freshly decoded, ours to change: list items carry no kind
+        item.setdefault("kind", kind)
+    return items
 
 
 def _reason(exc: urllib3.exceptions.HTTPError) -> str:

@@ -1,4 +1,4 @@
-"""Kubeconfig files for the unit tests of the Kubernetes adapter."""
+"""Kubeconfig files and canned responses for the unit tests of the Kubernetes adapter."""
 
 from __future__ import annotations
 
@@ -17,3 +17,18 @@ def write_kubeconfig(path: Path, server: str = "https://127.0.0.1:1") -> Path:
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
     }))
     return path
+
+
+class Response:
+    """What the client's ``call_api`` returns (a RESTResponse), for a canned answer."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.reason = "Reason"
+        self.data: bytes | None = None
+        self._body = body
+        self.headers = headers or {}
+
+    def read(self) -> bytes:
+        self.data = self._body
+        return self._body

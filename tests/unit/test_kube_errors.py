@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import urllib3
-from kubeconfigs import write_kubeconfig
+from kubeconfigs import Response, write_kubeconfig
 from kubernetes.client.exceptions import ApiException
 
 from pytest_cilium_upgrade.errors import (
@@ -184,21 +184,6 @@ def test_bad_kubeconfig_and_unknown_context_name_the_file(tmp_path: Path,
         Kube(str(kubeconfig), context="nope")
     with pytest.raises(GateError, match=r"missing"):
         Kube(str(tmp_path / "missing"))
-
-
-class Response:
-    """What the client's ``call_api`` returns (a RESTResponse), for a canned answer."""
-
-    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.reason = "Reason"
-        self.data: bytes | None = None
-        self._body = body
-        self.headers = headers or {}
-
-    def read(self) -> bytes:
-        self.data = self._body
-        return self._body
 
 
 def test_requests_by_path_carry_credentials_and_errors_go_through_the_same_translation(
