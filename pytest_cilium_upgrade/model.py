@@ -25,11 +25,13 @@ JSONDict = Mapping[str, Any]
 
 
 def _map(value: object) -> JSONDict:
+    if type(value) is dict:  # nearly always: skip the slower abstract-class check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
-def _list(value: object) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
+def _list(value: object) -> list[Any] | tuple[Any, ...]:
+    return value if isinstance(value, list | tuple) else []
 
 
 def _str(value: object, default: str = "") -> str:

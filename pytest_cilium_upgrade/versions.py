@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -175,6 +176,8 @@ class ImageRef:
         return text
 
 
+# Cached: a cluster's pods share a handful of images, asked about once per container.
+@functools.lru_cache(maxsize=1024)
 def parse_image(ref: str) -> ImageRef:
     """Split ``registry[:port]/path:tag@digest`` (tag and digest optional)."""
     ref = ref.strip()
@@ -189,6 +192,7 @@ def parse_image(ref: str) -> ImageRef:
     return ImageRef(ref, tag, digest)
 
 
+@functools.lru_cache(maxsize=1024)
 def image_version(ref: str) -> Version | None:
     """The version in an image tag, e.g. ``quay.io/cilium/cilium:v1.15.1@sha256:...`` -> 1.15.1."""
     return Version.try_parse(parse_image(ref).tag)
