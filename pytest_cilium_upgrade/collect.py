@@ -1,14 +1,14 @@
 """Collect one :class:`~pytest_cilium_upgrade.model.ClusterSnapshot` through the adapters.
 
 The number of API requests is fixed: the version, one SelfSubjectAccessReview per
-required permission, one LIST each of nodes, pods, DaemonSets and Deployments in the
-release namespace (filtered in memory by label selector), one LIST of Helm's release
-records, and at most two log reads of the CNP validator. It does not grow with the
-number of nodes or pods.
+required permission, one LIST each of nodes, DaemonSets and Deployments in the release
+namespace, two LISTs that split its pods in halves by label (filtered in memory by
+label selector after), one LIST of Helm's release records, and at most two log reads of
+the CNP validator. It does not grow with the number of nodes or pods.
 
-The requests are independent of one another, so they run concurrently (a few threads;
-the time goes to waiting for the API and for ``helm template``), and the snapshot is
-ready after the slowest of them rather than after their sum.
+The requests are independent of one another, so they run concurrently on a few
+connections, beside the helm processes (``version``, ``template``), and the snapshot
+is ready after the slowest of them rather than after their sum.
 
 The collector depends only on the narrow reader interfaces below, so unit tests can
 hand it in-memory fakes of our own adapters.
@@ -145,8 +145,11 @@ def read_values_snapshot(path: Path) -> ValuesSnapshotFile:
     )
 
 
-# concurrent reads: the LISTs, the access reviews, helm and its render
-_WORKERS = 8
+# Concurrent reads. API requests share a few connections: each new one costs a TLS
+# handshake, which on a small cluster takes longer than the reads it would overlap.
+# Helm's processes wait on threads of their own.
+_API_WORKERS = 3
+_HELM_WORKERS = 8
 
 
 def collect(
@@ -163,9 +166,13 @@ def collect(
     (e.g. a malformed kubeconfig, no helm binary).
     """
     fields: dict[str, Any] = {"namespace": request.namespace}
-    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="cilium-collect") as pool:
-        helm_part = pool.submit(_collect_helm, helm, cluster, request, helm_error, pool)
-        fields.update(_collect_cluster(cluster, request, cluster_error, pool))
+    with (ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cilium-api") as api,
+          ThreadPoolExecutor(_HELM_WORKERS, thread_name_prefix="cilium-helm") as procs):
+        # Helm's records are a cluster read: they start now, beside `helm version`
+        reader = (api.submit(release_reader, helm, cluster, request)
+                  if helm is not None else None)
+        helm_part = procs.submit(_collect_helm, helm, reader, request, helm_error, procs)
+        fields.update(_collect_cluster(cluster, request, cluster_error, api))
         fields.update(helm_part.result())
     if request.values_snapshot is not None:
         fields["values_snapshot"] = read_values_snapshot(request.values_snapshot)
@@ -190,8 +197,10 @@ def _collect_cluster(
     except GateError as exc:
         return {"api_error": str(exc)}
     # the API answers: everything else is read at once, models built as answers arrive
+    # The pods are the biggest read (two per node): two LISTs that split them by label
+    # let the API server encode both halves at once while the first is decoded.
+    pod_parts = [pool.submit(_pods, cluster, ns, selector) for selector in _POD_PARTS]
     nodes = pool.submit(lambda: tuple(Node.from_k8s_dict(n) for n in cluster.list_nodes()))
-    pods = pool.submit(_pods_and_validator_logs, cluster, ns)
     daemonsets = pool.submit(lambda: [Workload.from_k8s_dict(w, kind="DaemonSet")
                                       for w in cluster.list_daemonsets(ns)])
     deployments = pool.submit(lambda: [Workload.from_k8s_dict(w, kind="Deployment")
@@ -219,7 +228,14 @@ def _collect_cluster(
         "access_reviews": tuple(AccessReview.from_k8s_dict(r) for r in answers),
         "nodes": result("nodes", nodes, ()),
     }
-    pod_models, logs = result("pods", pods, ((), {}))
+    pod_models: tuple[Pod, ...] = ()
+    logs: dict[str, Any] = {}
+    failed = [e for part in pod_parts if isinstance(e := part.exception(), GateError)]
+    if failed:  # both halves fail alike (same permission, same server): say it once
+        read_errors.append(f"pods: {failed[0]}")
+    else:
+        pod_models = _merge_pods(part.result() for part in pod_parts)
+        logs = _validator_logs(cluster, ns, pod_models)
     out["pods"] = pod_models
     out["workloads"] = (*result("daemonsets", daemonsets, []),
                         *result("deployments", deployments, []))
@@ -229,11 +245,18 @@ def _collect_cluster(
     return out
 
 
-def _pods_and_validator_logs(
-    cluster: ClusterReader, namespace: str
-) -> tuple[tuple[Pod, ...], dict[str, Any]]:
-    pods = tuple(Pod.from_k8s_dict(p) for p in cluster.list_pods(namespace))
-    return pods, _validator_logs(cluster, namespace, pods)
+# every pod of the namespace is in exactly one of these
+_POD_PARTS = (f"{defaults.K8S_APP_LABEL}=cilium", f"{defaults.K8S_APP_LABEL}!=cilium")
+
+
+def _pods(cluster: ClusterReader, namespace: str, selector: str) -> list[Pod]:
+    return [Pod.from_k8s_dict(p) for p in cluster.list_pods(namespace, selector)]
+
+
+def _merge_pods(parts: Iterable[Iterable[Pod]]) -> tuple[Pod, ...]:
+    """The parts as one, in name order; a pod relabelled between the LISTs, once."""
+    merged = {(p.namespace, p.name): p for part in parts for p in part}
+    return tuple(merged[key] for key in sorted(merged))
 
 
 def _validator_logs(cluster: ClusterReader, namespace: str, pods: Sequence[Pod]) -> dict[str, Any]:
@@ -262,12 +285,12 @@ def _validator_logs(cluster: ClusterReader, namespace: str, pods: Sequence[Pod])
 
 def _collect_helm(
     helm: HelmReader | None,
-    cluster: ClusterReader | None,
+    reader: Future[ReleaseReader] | None,
     request: CollectRequest,
     error: str | None,
     pool: ThreadPoolExecutor,
 ) -> dict[str, Any]:
-    if helm is None:
+    if helm is None or reader is None:
         return {"helm_error": error or "no helm client configured"}
     chart = request.chart
     # Rendering and listing chart versions are local (they change nothing and read no
@@ -287,12 +310,16 @@ def _collect_helm(
         return {**out, "helm_error": f"helm {out['helm_version'].strip()!r} is not supported: "
                                      "only Helm 3 and Helm 4 are"}
     try:
-        out.update(_release_state(release_reader(helm, cluster, request), request, pool))
-    except GateError as exc:
-        where = (f"Helm's release records ({request.release_records}s in namespace "
-                 f"{request.namespace})" if request.release_records and cluster is not None
-                 else "the release state with helm")
-        out["release_error"] = f"cannot read {where}: {exc}"
+        records = reader.result()
+    except GateError as exc:  # the LIST of Helm's records failed
+        out["release_error"] = (f"cannot read Helm's release records "
+                                f"({request.release_records}s in namespace "
+                                f"{request.namespace}): {exc}")
+    else:
+        try:
+            out.update(_release_state(records, request, pool))
+        except GateError as exc:
+            out["release_error"] = f"cannot read the release state with helm: {exc}"
     if render is not None and versions is not None:
         try:
             out["available_chart_versions"] = tuple(str(v) for v in versions.result())
