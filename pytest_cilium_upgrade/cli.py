@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_cilium_upgrade.sandbox.build import Builder, default_cache_dir
+from pytest_cilium_upgrade.cachedir import default_cache_dir
+from pytest_cilium_upgrade.sandbox.build import Builder
 from pytest_cilium_upgrade.sandbox.cluster import Sandbox
 from pytest_cilium_upgrade.sandbox.errors import SandboxError
 from pytest_cilium_upgrade.sandbox.topology import Taint, build_topology

@@ -22,8 +22,10 @@ argument list without running it. Values given as a mapping go to Helm on stdin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
+import hashlib
 import json
 import math
 import os
@@ -32,6 +34,7 @@ import shlex
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from pytest_cilium_upgrade.cachedir import default_cache_dir
 from pytest_cilium_upgrade.errors import GateError, HelmFailed, HelmNotFound, NotFound, Timeout
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.versions import (
@@ -509,6 +513,54 @@ def metadata_from_history(
 # --------------------------------------------------------------------------- the adapter
 
 
+class VersionCache:
+    """What a binary printed for ``version``, one file per binary under ``directory``.
+
+    An entry is keyed on the binary's real path and its inode, size and modification
+    and change times, so a binary replaced or rebuilt in place is asked again. Failing
+    to read or write the cache only means asking the binary.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _entry(self, binary: str) -> Path | None:
+        try:
+            real = os.path.realpath(binary)
+            info = os.stat(real)
+        except OSError:
+            return None
+        key = "\0".join(map(str, (real, info.st_dev, info.st_ino, info.st_size,
+                                    info.st_mtime_ns, info.st_ctime_ns)))
+        return self.directory / hashlib.sha256(key.encode()).hexdigest()
+
+    def get(self, binary: str) -> str | None:
+        entry = self._entry(binary)
+        if entry is None:
+            return None
+        try:
+            return entry.read_text().strip() or None
+        except OSError:
+            return None
+
+    def put(self, binary: str, version: str) -> None:
+        entry = self._entry(binary)
+        if entry is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        except OSError:
+            return
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(version + "\n")
+            os.replace(tmp, entry)  # whole or not at all, when two runs write at once
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 class Helm:
     """A ``helm`` client of major version 3 or 4, bound to one cluster."""
 
@@ -548,6 +600,10 @@ class Helm:
         self._runner: Runner = runner or run_subprocess
         self._major = major
         self._version: str | None = None
+        # what `helm version` said is kept per binary file, for the real runner only
+        self._versions: VersionCache | None = None
+        if runner is None:
+            self._versions = VersionCache(default_cache_dir() / "helm-version")
 
     # ------------------------------------------------------------------ plumbing
     def _global_args(self) -> list[str]:
@@ -624,7 +680,13 @@ class Helm:
 
     # ------------------------------------------------------------------ version
     def version(self) -> str:
-        """The raw ``helm version --short`` output, e.g. ``v3.22.0+g1a2b3c4``."""
+        """The raw ``helm version --short`` output, e.g. ``v3.22.0+g1a2b3c4``.
+
+        Kept between runs for the same binary file (path, inode, size, times): a helm
+        process costs about as much as reading a small cluster.
+        """
+        if self._version is None and self._versions is not None:
+            self._version = self._versions.get(self.binary)
         if self._version is None:
             command = self.command("version", "--short", cluster=False)
             proc = self._run(command)
@@ -635,6 +697,8 @@ class Helm:
                     f"{self._stderr(proc)}; {INSTALL_HINT}"
                 )
             self._version = text
+            if proc.returncode == 0 and self._versions is not None:
+                self._versions.put(self.binary, text)
         return self._version
 
     def major(self) -> int:

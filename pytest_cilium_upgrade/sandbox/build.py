@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from pytest_cilium_upgrade.cachedir import default_cache_dir
 from pytest_cilium_upgrade.sandbox.errors import SandboxError
 
 KUBERNETES_VERSION = "v1.36.3"
@@ -30,15 +31,6 @@ HELM4_VERSION = "v4.3.1"
 GO_DIRECTIVE = "1.26.0"
 
 Progress = Callable[[str], None]
-
-
-def default_cache_dir() -> Path:
-    """``$PYTEST_CILIUM_UPGRADE_CACHE``, else ``$XDG_CACHE_HOME/pytest-cilium-upgrade``."""
-    explicit = os.environ.get("PYTEST_CILIUM_UPGRADE_CACHE")
-    if explicit:
-        return Path(explicit).expanduser().resolve()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser().resolve() / "pytest-cilium-upgrade"
 
 
 def _kubernetes_ldflags(version: str) -> list[str]:

@@ -41,6 +41,15 @@ def _script(directory: Path, body: str, name: str = "helm") -> str:
     return str(path)
 
 
+@pytest.fixture(autouse=True)
+def version_cache(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The cache of `helm version` answers, out of the user's cache directory."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("PYTEST_CILIUM_UPGRADE_CACHE", str(cache))
+    return cache / "helm-version"
+
+
 @pytest.fixture
 def binary(tmp_path: Path) -> str:
     """An executable that stands in for the path of helm; the recorder answers instead."""
@@ -264,6 +273,46 @@ def test_version_is_read_from_the_binary(tmp_path: Path) -> None:
     assert helm3.calls[0].argv[1:] == ("version", "--short")
     helm3.major()
     assert len(helm3.calls) == 1
+
+
+def test_the_version_is_asked_once_per_binary_file(tmp_path: Path, version_cache: Path) -> None:
+    counter = tmp_path / "runs"
+    script = _script(tmp_path, f'echo run >> {counter}; echo "v3.22.0+g1a2b3c4"')
+
+    def runs() -> int:
+        return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+    assert Helm(script).version() == "v3.22.0+g1a2b3c4"
+    assert runs() == 1
+    assert [p.read_text() for p in version_cache.iterdir()] == ["v3.22.0+g1a2b3c4\n"]
+    again = Helm(script)  # another run, same binary file: not asked again
+    assert (again.version(), again.major(), again.calls) == ("v3.22.0+g1a2b3c4", 3, [])
+    assert runs() == 1
+    # the binary replaced in place (a new release): asked again
+    Path(script).write_text(f'#!/bin/sh\necho run >> {counter}; echo "v4.1.0+gabc"\n')
+    assert Helm(script).version() == "v4.1.0+gabc"
+    assert runs() == 2
+    # a failing binary's answer is not kept
+    broken = _script(tmp_path, f'echo run >> {counter}; echo "Client: v2.17.0"; exit 1', "h2")
+    for _ in range(2):
+        with pytest.raises(HelmNotFound, match=r"Helm 2\.17\.0"):
+            Helm(broken).major()
+    assert runs() == 4
+    # an injected runner (tests, dry runs) neither reads nor writes the cache
+    recorder = Recorder({"version": (0, "v3.9.9", "")})
+    assert Helm(script, runner=recorder).version() == "v3.9.9"
+    assert len(list(version_cache.iterdir())) == 2
+
+
+def test_an_unusable_version_cache_only_means_asking_helm(
+    tmp_path: Path, version_cache: Path
+) -> None:
+    version_cache.parent.mkdir(parents=True, exist_ok=True)
+    version_cache.write_text("not a directory")
+    helm = Helm(_script(tmp_path, 'echo "v3.22.0"'))
+    assert helm.version() == "v3.22.0"
+    assert len(helm.calls) == 1
+    assert version_cache.read_text() == "not a directory"
 
 
 def test_helm_2_binary_is_refused(tmp_path: Path) -> None:
