@@ -12,6 +12,7 @@ The dataclasses hold mappings, so they compare by value but are not hashable.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -876,11 +877,22 @@ class ClusterSnapshot:
         self, selector: str | LabelSelector, namespace: str | None = None
     ) -> tuple[Pod, ...]:
         """Pods whose labels match ``selector`` (in ``namespace``; default the snapshot's)."""
-        sel = as_selector(selector)
         ns = self.namespace if namespace is None else namespace
-        return tuple(
+        key = (selector, ns) if isinstance(selector, str) else None
+        if key is not None and key in self._pods_matching:
+            return self._pods_matching[key]
+        sel = as_selector(selector)
+        found = tuple(
             p for p in self.pods if (not ns or p.namespace == ns) and sel.matches(p.labels)
         )
+        if key is not None:
+            self._pods_matching[key] = found
+        return found
+
+    @functools.cached_property
+    def _pods_matching(self) -> dict[tuple[str, str], tuple[Pod, ...]]:
+        """The answers of :meth:`pods_matching` by selector: several checks ask alike."""
+        return {}
 
     def component_pods(self, component: defaults.Component) -> tuple[Pod, ...]:
         return self.pods_matching(component.selector)

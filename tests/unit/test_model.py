@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -580,4 +581,8 @@ def test_snapshot_from_k8s_objects_and_lookups() -> None:
     assert [p.name for p in snap.pods_matching("k8s-app=cilium")] == ["cilium-abcde"]
     assert len(snap.pods_matching("k8s-app=cilium", namespace="")) == 2
     assert [p.name for p in snap.component_pods(defaults.AGENT)] == ["cilium-abcde"]
+    # answers are kept per selector and namespace, and not carried into a changed copy
+    assert snap.pods_matching("k8s-app=cilium") is snap.pods_matching("k8s-app=cilium")
+    assert len(snap.pods_matching("k8s-app=cilium", namespace="")) == 2
+    assert replace(snap, pods=()).pods_matching("k8s-app=cilium") == ()
     assert snap.component_workload(defaults.AGENT) is not None
