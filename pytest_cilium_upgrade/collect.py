@@ -1,10 +1,10 @@
 """Collect one :class:`~pytest_cilium_upgrade.model.ClusterSnapshot` through the adapters.
 
 The number of API requests is fixed: the version, one SelfSubjectAccessReview per
-required permission, one LIST each of nodes, DaemonSets and Deployments in the release
-namespace, two LISTs that split its pods in halves by label (filtered in memory by
-label selector after), one LIST of Helm's release records, and at most two log reads of
-the CNP validator. It does not grow with the number of nodes or pods.
+required permission, one LIST each of nodes, pods, DaemonSets and Deployments in the
+release namespace (filtered in memory by label selector), one LIST of Helm's release
+records, and at most two log reads of the CNP validator. It does not grow with the
+number of nodes or pods.
 
 The requests are independent of one another, so they run concurrently on a few
 connections, beside the helm processes (``version``, ``template``), and the snapshot
@@ -197,9 +197,7 @@ def _collect_cluster(
     except GateError as exc:
         return {"api_error": str(exc)}
     # the API answers: everything else is read at once, models built as answers arrive
-    # The pods are the biggest read (two per node): two LISTs that split them by label
-    # let the API server encode both halves at once while the first is decoded.
-    pod_parts = [pool.submit(_pods, cluster, ns, selector) for selector in _POD_PARTS]
+    pods = pool.submit(lambda: tuple(Pod.from_k8s_dict(p) for p in cluster.list_pods(ns)))
     nodes = pool.submit(lambda: tuple(Node.from_k8s_dict(n) for n in cluster.list_nodes()))
     daemonsets = pool.submit(lambda: [Workload.from_k8s_dict(w, kind="DaemonSet")
                                       for w in cluster.list_daemonsets(ns)])
@@ -228,14 +226,9 @@ def _collect_cluster(
         "access_reviews": tuple(AccessReview.from_k8s_dict(r) for r in answers),
         "nodes": result("nodes", nodes, ()),
     }
-    pod_models: tuple[Pod, ...] = ()
-    logs: dict[str, Any] = {}
-    failed = [e for part in pod_parts if isinstance(e := part.exception(), GateError)]
-    if failed:  # both halves fail alike (same permission, same server): say it once
-        read_errors.append(f"pods: {failed[0]}")
-    else:
-        pod_models = _merge_pods(part.result() for part in pod_parts)
-        logs = _validator_logs(cluster, ns, pod_models)
+    pod_models: tuple[Pod, ...] = result("pods", pods, ())
+    # the validator's log is read only once its pod is known
+    logs = _validator_logs(cluster, ns, pod_models) if pod_models else {}
     out["pods"] = pod_models
     out["workloads"] = (*result("daemonsets", daemonsets, []),
                         *result("deployments", deployments, []))
@@ -243,20 +236,6 @@ def _collect_cluster(
     out.update(logs)
     out["read_errors"] = tuple(read_errors)
     return out
-
-
-# every pod of the namespace is in exactly one of these
-_POD_PARTS = (f"{defaults.K8S_APP_LABEL}=cilium", f"{defaults.K8S_APP_LABEL}!=cilium")
-
-
-def _pods(cluster: ClusterReader, namespace: str, selector: str) -> list[Pod]:
-    return [Pod.from_k8s_dict(p) for p in cluster.list_pods(namespace, selector)]
-
-
-def _merge_pods(parts: Iterable[Iterable[Pod]]) -> tuple[Pod, ...]:
-    """The parts as one, in name order; a pod relabelled between the LISTs, once."""
-    merged = {(p.namespace, p.name): p for part in parts for p in part}
-    return tuple(merged[key] for key in sorted(merged))
 
 
 def _validator_logs(cluster: ClusterReader, namespace: str, pods: Sequence[Pod]) -> dict[str, Any]:
