@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tarfile
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from pytest_cilium_upgrade.helm import (
     Helm,
     HelmCommand,
     HelmTimeout,
+    VersionCache,
     check_reuse_values,
     major_of,
     normalize_history_entry,
@@ -48,6 +50,12 @@ def version_cache(tmp_path_factory: pytest.TempPathFactory,
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("PYTEST_CILIUM_UPGRADE_CACHE", str(cache))
     return cache / "helm-version"
+
+
+@pytest.fixture
+def scripts_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in helms here are scripts, which the real cache never keeps."""
+    monkeypatch.setattr(VersionCache, "cacheable", staticmethod(lambda real: True))
 
 
 @pytest.fixture
@@ -275,6 +283,7 @@ def test_version_is_read_from_the_binary(tmp_path: Path) -> None:
     assert len(helm3.calls) == 1
 
 
+@pytest.mark.usefixtures("scripts_cached")
 def test_the_version_is_asked_once_per_binary_file(tmp_path: Path, version_cache: Path) -> None:
     counter = tmp_path / "runs"
     script = _script(tmp_path, f'echo run >> {counter}; echo "v3.22.0+g1a2b3c4"')
@@ -304,6 +313,33 @@ def test_the_version_is_asked_once_per_binary_file(tmp_path: Path, version_cache
     assert len(list(version_cache.iterdir())) == 2
 
 
+def test_version_manager_dispatchers_are_asked_every_time(tmp_path: Path) -> None:
+    # an ELF file named helm is helm; the same bytes behind a mise-style link
+    # (helm -> mise) or an asdf-style shim script answer for whichever helm is chosen
+    real = tmp_path / "bin" / "helm"
+    real.parent.mkdir()
+    real.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(64))
+    mise = tmp_path / "mise"
+    mise.write_bytes(real.read_bytes())
+    shim = tmp_path / "shims" / "helm"
+    shim.parent.mkdir()
+    shim.write_text('#!/usr/bin/env bash\nexec asdf exec helm "$@"\n')
+    link = tmp_path / "shims" / "helm-mise"
+    link.symlink_to(mise)
+    assert VersionCache.cacheable(str(real))
+    assert not VersionCache.cacheable(os.path.realpath(link))
+    assert not VersionCache.cacheable(str(shim))
+    assert not VersionCache.cacheable(str(tmp_path / "missing-helm"))
+    cache = VersionCache(tmp_path / "cache")
+    cache.put(str(shim), "v3.22.0")
+    cache.put(str(link), "v3.22.0")
+    assert (cache.get(str(shim)), cache.get(str(link))) == (None, None)
+    assert not (tmp_path / "cache").exists()
+    cache.put(str(real), "v3.22.0")
+    assert cache.get(str(real)) == "v3.22.0"
+
+
+@pytest.mark.usefixtures("scripts_cached")
 def test_an_unusable_version_cache_only_means_asking_helm(
     tmp_path: Path, version_cache: Path
 ) -> None:
