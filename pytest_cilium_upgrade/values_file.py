@@ -3,13 +3,17 @@
 The file can hold TLS keys and IPsec secrets: it is created with mode 0600, written
 to a temporary file in the same directory and renamed into place (a crash leaves
 either the old file or the new one, never half of one), and an existing snapshot
-with different content is only replaced when the caller says so.
+with different content is only replaced when the caller says so. The temporary file
+of a writer killed before its rename holds the same secrets; the next write of that
+snapshot removes it once it is a minute old (a live writer holds one for
+milliseconds).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,9 @@ from typing import Any
 import yaml
 
 from pytest_cilium_upgrade.errors import GateError
+
+# a temporary file older than this belongs to no writer still running
+_STALE_TMP_SECONDS = 60.0
 
 
 class SnapshotConflict(GateError):
@@ -53,6 +60,7 @@ def write_values_snapshot(
                 "or choose another --cilium-values-snapshot path)"
             )
     directory = path.parent if str(path.parent) else Path(".")
+    _remove_stale_temporaries(directory, path.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -70,6 +78,23 @@ def write_values_snapshot(
         raise
     _fsync_dir(directory)
     return "replaced" if existed else "written"
+
+
+def _remove_stale_temporaries(directory: Path, name: str) -> None:
+    """Remove what killed writers of ``name`` left behind (best effort)."""
+    cutoff = time.time() - _STALE_TMP_SECONDS
+    prefix = f".{name}."  # as mkstemp names them below; compared, not globbed
+    try:
+        leftovers = [p for p in directory.iterdir()
+                     if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return
+    for leftover in leftovers:
+        try:
+            if leftover.is_file() and leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except OSError:
+            continue
 
 
 def _restrict(path: Path) -> None:

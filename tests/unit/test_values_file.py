@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -116,7 +118,14 @@ def test_a_writer_killed_mid_write_leaves_the_old_snapshot_whole(
     assert path.read_bytes() == before  # the snapshot is the old one, whole
     assert yaml.safe_load(path.read_text()) == VALUES
     assert _mode(path) == 0o600
-    # the next run writes over it normally; the killed writer's temporary file stays
-    # behind (a hidden .values.yaml.*.tmp) and is never read as the snapshot
+    # the next run writes over it normally; the killed writer's temporary file (a
+    # hidden .values.yaml.*.tmp, with the same secrets) is never read as the snapshot,
+    # and is removed by a write once it is old enough to belong to no live writer
+    (leftover,) = [p for p in tmp_path.iterdir() if p != path]
     assert write_values_snapshot(path, {"new": 1}, overwrite=True) == "replaced"
     assert yaml.safe_load(path.read_text()) == {"new": 1}
+    assert leftover.exists()  # too young: it could be a writer still running
+    old = time.time() - 120
+    os.utime(leftover, (old, old))
+    assert write_values_snapshot(path, {"new": 2}, overwrite=True) == "replaced"
+    assert sorted(tmp_path.iterdir()) == [path]
