@@ -5,7 +5,7 @@ to a temporary file in the same directory and renamed into place (a crash leaves
 either the old file or the new one, never half of one), and an existing snapshot
 with different content is only replaced when the caller says so. The temporary file
 of a writer killed before its rename holds the same secrets; the next write of that
-snapshot removes it once it is a minute old (a live writer holds one for
+snapshot (or its check) removes it once it is a minute old (a live writer holds one for
 milliseconds).
 """
 
@@ -44,6 +44,8 @@ def write_values_snapshot(
     ``overwrite`` is false, and :class:`GateError` when the file cannot be written.
     """
     text = dump_values(values)
+    directory = path.parent if str(path.parent) else Path(".")
+    _remove_stale_temporaries(directory, path.name)  # whatever happens next
     existed = path.exists()
     if existed:
         try:
@@ -59,8 +61,6 @@ def write_values_snapshot(
                 "refusing to overwrite it (pass --cilium-overwrite-snapshot to replace it, "
                 "or choose another --cilium-values-snapshot path)"
             )
-    directory = path.parent if str(path.parent) else Path(".")
-    _remove_stale_temporaries(directory, path.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
