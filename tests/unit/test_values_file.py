@@ -38,6 +38,21 @@ def test_same_values_are_left_alone_and_mode_tightened(tmp_path: Path) -> None:
     assert _mode(path) == 0o600
 
 
+def test_an_old_leftover_goes_even_when_the_values_are_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "values.yaml"
+    write_values_snapshot(path, VALUES)
+    leftover = tmp_path / ".values.yaml.k1ll3d.tmp"  # a killed writer's, with the secrets
+    leftover.write_text(yaml.safe_dump(VALUES))
+    other = tmp_path / ".other.yaml.k1ll3d.tmp"  # another snapshot's: not ours to remove
+    other.write_text("x")
+    old = time.time() - 120
+    for p in (leftover, other):
+        os.utime(p, (old, old))
+    assert write_values_snapshot(path, VALUES) == "unchanged"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.yaml.k1ll3d.tmp",
+                                                          "values.yaml"]
+
+
 def test_different_snapshot_is_never_overwritten_silently(tmp_path: Path) -> None:
     path = tmp_path / "values.yaml"
     path.write_text("other: release\n")
