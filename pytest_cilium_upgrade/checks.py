@@ -89,9 +89,10 @@ def _skip(summary: str, details: Iterable[str] = ()) -> CheckResult:
 
 # --------------------------------------------------------------------------- parameters
 
-CoveragePolicy = Literal["warn", "strict"]
-COVERAGE_POLICIES: tuple[CoveragePolicy, ...] = ("warn", "strict")
-DEFAULT_MAX_AGENT_RESTARTS = 1
+# defined beside the options' other defaults, which must load without the checks
+CoveragePolicy = defaults.CoveragePolicy
+COVERAGE_POLICIES = defaults.COVERAGE_POLICIES
+DEFAULT_MAX_AGENT_RESTARTS = defaults.DEFAULT_MAX_AGENT_RESTARTS
 
 
 @dataclass(frozen=True)

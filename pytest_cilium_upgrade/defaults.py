@@ -245,3 +245,11 @@ REQUIRED_ACCESS: Final = (
     AccessRequirement("list", "secrets"),
     AccessRequirement("get", "secrets"),
 )
+
+
+# --------------------------------------------------------------------------- check options
+# How the pre-flight coverage check judges nodes a pre-flight pod cannot run on.
+CoveragePolicy = Literal["warn", "strict"]
+COVERAGE_POLICIES: tuple[CoveragePolicy, ...] = ("warn", "strict")
+# Agent container restarts the post checks tolerate.
+DEFAULT_MAX_AGENT_RESTARTS = 1

@@ -29,18 +29,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pytest
 
 from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade.checks import (
+from pytest_cilium_upgrade.defaults import (
     COVERAGE_POLICIES,
     DEFAULT_MAX_AGENT_RESTARTS,
-    CheckParams,
     CoveragePolicy,
 )
 from pytest_cilium_upgrade.versions import Version, VersionError
+
+if TYPE_CHECKING:  # the options load with every pytest run; the checks only for the gate
+    from pytest_cilium_upgrade.checks import CheckParams
 
 __all__ = [
     "ENV_PREFIX",
@@ -804,6 +806,8 @@ class Settings:
         required_access: tuple[defaults.AccessRequirement, ...] = defaults.REQUIRED_ACCESS,
     ) -> CheckParams:
         """The checks' parameters: options from here, the rest from the caller."""
+        from pytest_cilium_upgrade.checks import CheckParams
+
         return CheckParams(
             release=self.release,
             preflight_release=self.preflight_release,
