@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_cilium_upgrade"
@@ -49,3 +51,18 @@ def test_checks_and_model_do_no_io() -> None:
     for module in PURE:
         used = _imports(PACKAGE / f"{module}.py") & forbidden
         assert not used, f"{module} imports {used}"
+
+
+def test_the_entry_point_loads_no_gate_machinery() -> None:
+    # Every pytest run of an environment with the plugin installed imports the entry
+    # point; the checks, model, flow and adapters load only with --cilium-upgrade.
+    probe = ("import sys, pytest_cilium_upgrade.plugin; "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('pytest_cilium'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["pytest_cilium_upgrade", "pytest_cilium_upgrade.defaults",
+                   "pytest_cilium_upgrade.hookspecs", "pytest_cilium_upgrade.plugin",
+                   "pytest_cilium_upgrade.settings", "pytest_cilium_upgrade.versions"]
+    assert "kubernetes" not in subprocess.run(
+        [sys.executable, "-c", "import sys, pytest_cilium_upgrade.plugin; print(*sys.modules)"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split()
