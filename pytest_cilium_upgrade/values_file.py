@@ -62,7 +62,8 @@ def write_values_snapshot(
                 "or choose another --cilium-values-snapshot path)"
             )
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        prefix, suffix = _temporary_affixes(path.name)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     except OSError as exc:
         raise GateError(
             f"cannot write values snapshot {path}: {exc.strerror or exc}"
@@ -80,13 +81,18 @@ def write_values_snapshot(
     return "replaced" if existed else "written"
 
 
+def _temporary_affixes(name: str) -> tuple[str, str]:
+    """How the temporary files of snapshot ``name`` are named: ``.<name>.<random>.tmp``."""
+    return f".{name}.", ".tmp"
+
+
 def _remove_stale_temporaries(directory: Path, name: str) -> None:
     """Remove what killed writers of ``name`` left behind (best effort)."""
     cutoff = time.time() - _STALE_TMP_SECONDS
-    prefix = f".{name}."  # as mkstemp names them below; compared, not globbed
+    prefix, suffix = _temporary_affixes(name)  # compared, not globbed
     try:
         leftovers = [p for p in directory.iterdir()
-                     if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+                     if p.name.startswith(prefix) and p.name.endswith(suffix)]
     except OSError:
         return
     for leftover in leftovers:
