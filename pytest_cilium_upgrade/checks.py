@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade import defaults, yamltext
 from pytest_cilium_upgrade.model import ClusterSnapshot, HelmHistoryEntry, Pod, Workload
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.scheduling import (
@@ -330,7 +330,7 @@ class ParsedValues:
 def parse_values_text(text: str) -> ParsedValues:
     """Parse a values file. Errors give position and problem only, never the file's text."""
     try:
-        data = yaml.safe_load(text)
+        data = yamltext.load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "?"

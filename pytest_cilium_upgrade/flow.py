@@ -483,8 +483,10 @@ def _holder_identity() -> str:
 def _load_values(path: Path) -> dict[str, Any]:
     import yaml
 
+    from pytest_cilium_upgrade import yamltext
+
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yamltext.load(path.read_text())
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -39,10 +40,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import yaml
 
+from pytest_cilium_upgrade import yamltext
 from pytest_cilium_upgrade.cachedir import default_cache_dir
 from pytest_cilium_upgrade.errors import GateError, HelmFailed, HelmNotFound, NotFound, Timeout
 from pytest_cilium_upgrade.redact import Redactor
@@ -99,22 +102,27 @@ class LocalChart:
     version: Version
 
 
-def read_chart_metadata(path: Path) -> dict[str, Any]:
-    """The parsed ``Chart.yaml`` of a chart directory or packaged chart (``.tgz``)."""
+def _chart_yaml_text(path: Path) -> str:
     if path.is_dir():
         chart_yaml = path / "Chart.yaml"
         if not chart_yaml.is_file():
             raise ChartSourceError(f"{path} has no Chart.yaml")
-        text = chart_yaml.read_text(errors="replace")
-    else:
-        text = _chart_yaml_from_archive(path)
+        return chart_yaml.read_text(errors="replace")
+    return _chart_yaml_from_archive(path)
+
+
+# A directory of versions is scanned several times a run (the chart source, the render,
+# the versions on offer): each text is parsed once. Keyed on the text, never on file
+# times, whose resolution lets a quick rewrite look unchanged.
+@functools.lru_cache(maxsize=256)
+def _parse_chart_yaml(where: str, text: str) -> Mapping[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = yamltext.load(text)
     except yaml.YAMLError as exc:
-        raise ChartSourceError(f"Chart.yaml of {path} is not valid YAML: {exc}") from None
+        raise ChartSourceError(f"Chart.yaml of {where} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ChartSourceError(f"Chart.yaml of {path} is not a mapping")
-    return data
+        raise ChartSourceError(f"Chart.yaml of {where} is not a mapping")
+    return MappingProxyType(data)
 
 
 def _chart_yaml_from_archive(path: Path) -> str:
@@ -133,7 +141,7 @@ def _chart_yaml_from_archive(path: Path) -> str:
 
 def load_local_chart(path: Path) -> LocalChart:
     """Read name and version of the chart at ``path`` (directory or ``.tgz``)."""
-    data = read_chart_metadata(path)
+    data = _parse_chart_yaml(str(path), _chart_yaml_text(path))
     raw = data.get("version")
     if raw is None:
         raise ChartSourceError(f"Chart.yaml of {path} has no version")

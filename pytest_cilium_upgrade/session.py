@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from pytest_cilium_upgrade import checks, defaults, release_records
+from pytest_cilium_upgrade import checks, defaults, release_records, yamltext
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
 from pytest_cilium_upgrade.collect import (
     CollectRequest,
@@ -198,7 +198,7 @@ class GateSession:
         merged: dict[str, Any] = {}
         for path in self.settings.values_file:
             try:
-                loaded = yaml.safe_load(Path(path).read_text())
+                loaded = yamltext.load(Path(path).read_text())
             except (OSError, yaml.YAMLError):
                 continue  # the render check reports an unreadable values file
             if isinstance(loaded, dict):

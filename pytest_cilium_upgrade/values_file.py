@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pytest_cilium_upgrade import yamltext
 from pytest_cilium_upgrade.errors import GateError
 
 # a temporary file older than this belongs to no writer still running
@@ -49,7 +50,7 @@ def write_values_snapshot(
     existed = path.exists()
     if existed:
         try:
-            current = yaml.safe_load(path.read_text()) or {}
+            current = yamltext.load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
             current = exc
         if current == dict(values):

@@ -23,6 +23,7 @@ from pytest_cilium_upgrade.helm import (
     HelmTimeout,
     VersionCache,
     check_reuse_values,
+    load_local_chart,
     major_of,
     normalize_history_entry,
     normalize_status,
@@ -162,6 +163,18 @@ def test_directory_without_any_chart_version_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1.0.0").mkdir()
     with pytest.raises(ChartSourceError, match=r"\(1\.0\.0/ has no Chart\.yaml\)"):
         ChartSource.parse(str(tmp_path))
+
+
+def test_a_chart_rewritten_in_place_is_read_afresh(tmp_path: Path) -> None:
+    # parsed texts are kept, so a quick rewrite of the same length (the same file times,
+    # to the clock's resolution) must still give its new version
+    chart = _chart(tmp_path / "cilium", "1.16.1")
+    assert load_local_chart(chart).version == Version.parse("1.16.1")
+    before = (chart / "Chart.yaml").stat()
+    _chart(chart, "1.16.2")
+    assert (chart / "Chart.yaml").stat().st_size == before.st_size
+    assert load_local_chart(chart).version == Version.parse("1.16.2")
+    assert ChartSource.parse(str(chart)).chart_args("1.16.2") == [str(chart)]
 
 
 def test_single_chart_directory() -> None:
