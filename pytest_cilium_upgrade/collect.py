@@ -10,15 +10,24 @@ The requests are independent of one another, so they run concurrently on a few
 connections, beside the helm processes (``version``, ``template``), and the snapshot
 is ready after the slowest of them rather than after their sum.
 
+Python's cyclic garbage collector is paused while a snapshot is read. Decoding the
+pods of a large cluster makes hundreds of thousands of dicts, and every few hundred
+of them start a collection that walks the long-lived objects of the process (pytest,
+the kubernetes client): at 500 nodes that was a fifth of the time to verdict. The
+objects made here hold no reference cycles; the pause ends with the snapshot.
+
 The collector depends only on the narrow reader interfaces below, so unit tests can
 hand it in-memory fakes of our own adapters.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +175,8 @@ def collect(
     (e.g. a malformed kubeconfig, no helm binary).
     """
     fields: dict[str, Any] = {"namespace": request.namespace}
-    with (ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cilium-api") as api,
+    with (gc_paused(),
+          ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cilium-api") as api,
           ThreadPoolExecutor(_HELM_WORKERS, thread_name_prefix="cilium-helm") as procs):
         # Helm's records are a cluster read: they start now, beside `helm version`
         reader = (api.submit(release_reader, helm, cluster, request)
@@ -177,6 +187,29 @@ def collect(
     if request.values_snapshot is not None:
         fields["values_snapshot"] = read_values_snapshot(request.values_snapshot)
     return ClusterSnapshot(**fields)
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0
+_gc_resume = False
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside; nested and concurrent uses end together."""
+    global _gc_pauses, _gc_resume
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_resume:
+                gc.enable()
 
 
 def _collect_cluster(

@@ -7,6 +7,7 @@ the snapshot, never an exception.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -261,3 +262,47 @@ def test_records_are_read_in_one_namespace_only() -> None:
     reader = RecordReleases(FakeCluster(records=RECORDS), NS, ("cilium",), "Secret")
     with pytest.raises(ValueError, match="not in default"):
         reader.status("cilium", "default")
+
+
+class GcObservingCluster(FakeCluster):
+    """Notes whether the cyclic collector ran while each LIST was read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gc_enabled: list[bool] = []
+
+    def list_pods(self, namespace: str, selector: str | None = None) -> list[JSONDict]:
+        self.gc_enabled.append(gc.isenabled())
+        return super().list_pods(namespace, selector)
+
+
+def test_the_collector_is_paused_while_reading_and_resumed_after() -> None:
+    assert gc.isenabled()
+    cluster = GcObservingCluster()
+    collect(cluster, FakeHelm(), CollectRequest(namespace=NS))
+    assert cluster.gc_enabled == [False]
+    assert gc.isenabled()
+
+    cluster.failing["version"] = ApiUnreachable("connection refused")
+    collect(cluster, FakeHelm(), CollectRequest(namespace=NS))
+    assert gc.isenabled()
+
+
+def test_gc_pauses_nest_and_leave_a_disabled_collector_disabled() -> None:
+    with collect_module.gc_paused():
+        with collect_module.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+
+    gc.disable()
+    try:
+        with collect_module.gc_paused():
+            pass
+        assert not gc.isenabled()  # the caller's choice, not ours to undo
+    finally:
+        gc.enable()
+
+    with pytest.raises(RuntimeError), collect_module.gc_paused():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
