@@ -11,14 +11,18 @@ raw bodies. Only the workload watch of the performed upgrade still goes through
 
 Every failure is translated here, once, into the gate's error hierarchy; transient
 answers (429, 5xx, connection resets) are retried a bounded number of times with
-backoff, honouring ``Retry-After``.
+backoff, honouring ``Retry-After``. The request timeout bounds a whole request, its
+body included, as kubectl's ``--request-timeout`` does: urllib3's read timeout bounds
+each socket read only, so a server or proxy that trickles a body would outlast it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +54,7 @@ T = TypeVar("T")
 _RETRYABLE = {429, 500, 502, 503, 504}
 LEASES = "leases.coordination.k8s.io"
 _MAX_BODY = 500
+_IDLE_S = 10.0  # the deadline thread ends after this long without requests
 
 
 @dataclass
@@ -66,6 +71,71 @@ class RequestLog:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+
+@dataclass
+class _Watch:
+    deadline: float
+    sock: Any
+    fired: bool = False
+
+
+class Deadlines:
+    """Shuts down the connection of a response still being read at its deadline.
+
+    urllib3's read timeout bounds each socket read, and TLS builds a record out of as
+    many reads as it takes, so only a clock outside the read bounds a body that
+    trickles in. One thread per client keeps that clock, started on first use.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watches: list[_Watch] = []
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @contextlib.contextmanager
+    def watching(self, deadline: float, sock: Any) -> Iterator[_Watch]:
+        """``sock`` is shut down if the block is still running at ``deadline``."""
+        watch = _Watch(deadline, sock)
+        with self._cond:
+            self._watches.append(watch)
+            if self._thread is None and not self._stopped:
+                self._thread = threading.Thread(
+                    target=self._run, name="kube-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        try:
+            yield watch
+        finally:
+            with self._cond:
+                self._watches.remove(watch)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                now = time.monotonic()
+                for watch in self._watches:
+                    if not watch.fired and watch.deadline <= now:
+                        watch.fired = True
+                        with contextlib.suppress(OSError):
+                            # the plain socket's shutdown: the reader, blocked in TLS
+                            # or not, sees the connection end
+                            socket.socket.shutdown(watch.sock, socket.SHUT_RDWR)
+                waiting = [w.deadline for w in self._watches if not w.fired]
+                if waiting:
+                    self._cond.wait(min(waiting) - now)
+                elif not self._cond.wait(_IDLE_S) and not self._watches:
+                    self._thread = None  # idle: the next watch starts another
+                    return
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _status_message(exc: ApiException) -> str:
@@ -116,12 +186,14 @@ class Kube:
         cfg.retries = False  # retries are ours, bounded and visible
         self.server = cfg.host
         self._api = client.ApiClient(cfg)
+        self._deadlines = Deadlines()
 
     @functools.cached_property
     def _apps(self) -> Any:
         return client.AppsV1Api(self._api)
 
     def close(self) -> None:
+        self._deadlines.stop()
         self._api.close()
 
     def __enter__(self) -> Kube:
@@ -208,8 +280,8 @@ class Kube:
         body: JSONDict | None = None,
         *,
         accept: str = "application/json",
-    ) -> Any:
-        """One request through the client's transport; the response, or ApiException."""
+    ) -> bytes:
+        """One request through the client's transport: the body, or ApiException."""
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -217,11 +289,29 @@ class Kube:
             method=method, resource_path=path, query_params=list(query) or None,
             header_params=headers, body=body, auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(*serialized, _request_timeout=self.request_timeout)
+        deadline = time.monotonic() + self.request_timeout
+        response: Any = self._api.call_api(*serialized, _request_timeout=self.request_timeout)
+        raw = response.response  # urllib3's, headers read and body not yet
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        data: bytes
+        if not isinstance(sock, socket.socket):  # nothing we can shut down
+            data = raw.read()
+        else:
+            with self._deadlines.watching(deadline, sock) as watch:
+                try:
+                    data = raw.read()
+                except (urllib3.exceptions.HTTPError, OSError):
+                    if not watch.fired:
+                        raise
+                    raise urllib3.exceptions.TimeoutError(
+                        f"{path}: the body came too slowly"
+                    ) from None
+                if watch.fired:  # whole, but the connection is shut: not to be reused
+                    raw.close()
+        response.data = data  # what ApiException and RESTResponse.read() take
         if not 200 <= response.status <= 299:
-            response.read()
             raise ApiException(http_resp=response)
-        return response
+        return data
 
     def _get_json(
         self, operation: str, verb: str, resource: str, namespace: str | None,
@@ -229,7 +319,7 @@ class Kube:
         body: JSONDict | None = None,
     ) -> JSONDict:
         def request() -> JSONDict:
-            data: JSONDict = json.loads(self._send(method, path, query, body).read())
+            data: JSONDict = json.loads(self._send(method, path, query, body))
             return data
 
         return self._call(operation, verb, resource, namespace, request)
@@ -242,7 +332,7 @@ class Kube:
         query = [("labelSelector", selector)] if selector else []
 
         def request() -> JSONDict:
-            return api_shapes.decode_list(self._send("GET", path, query).read(), shape)
+            return api_shapes.decode_list(self._send("GET", path, query), shape)
 
         data = self._call(f"list {resource.split('.')[0]}", "list", resource, namespace, request)
         return _items(data, kind)
@@ -303,9 +393,9 @@ class Kube:
             query.append(("tailLines", str(tail_lines)))
 
         def request() -> str:
-            response = self._send("GET", _core_path(namespace, "pods", pod, "log"), query,
-                                  accept="*/*")
-            return bytes(response.read()).decode(errors="replace")
+            body = self._send("GET", _core_path(namespace, "pods", pod, "log"), query,
+                              accept="*/*")
+            return body.decode(errors="replace")
 
         try:
             return self._call("read pod log", "get", "pods/log", namespace, request)

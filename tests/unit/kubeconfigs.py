@@ -19,6 +19,18 @@ def write_kubeconfig(path: Path, server: str = "https://127.0.0.1:1") -> Path:
     return path
 
 
+class RawBody:
+    """The urllib3 response inside a RESTResponse, with no socket to watch."""
+
+    connection = None
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def read(self) -> bytes:
+        return self._body
+
+
 class Response:
     """What the client's ``call_api`` returns (a RESTResponse), for a canned answer."""
 
@@ -26,9 +38,5 @@ class Response:
         self.status = status
         self.reason = "Reason"
         self.data: bytes | None = None
-        self._body = body
+        self.response = RawBody(body)
         self.headers = headers or {}
-
-    def read(self) -> bytes:
-        self.data = self._body
-        return self._body

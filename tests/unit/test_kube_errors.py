@@ -7,6 +7,7 @@ translation logic under test is the adapter's own.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from pytest_cilium_upgrade.errors import (
     NotFound,
     Timeout,
 )
-from pytest_cilium_upgrade.kube import Kube
+from pytest_cilium_upgrade.kube import Deadlines, Kube
 
 
 @pytest.fixture
@@ -172,6 +173,66 @@ def test_real_sockets_refused_and_never_answered(tmp_path: Path) -> None:
                 kube.server_version()
             assert kube.requests.counts == {"version": 1}
         assert sleeps == []
+
+
+
+def _trickle(listener: socket.socket, stop: threading.Event) -> None:
+    """Answer one request with headers at once, then a byte every 50 ms (5 s at most)."""
+    conn, _ = listener.accept()
+    with conn:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n{")
+        deadline = time.monotonic() + 5
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn.sendall(b" ")
+            except OSError:
+                return  # the client hung up
+            time.sleep(0.05)
+
+
+def test_a_body_that_trickles_in_ends_at_the_request_timeout(tmp_path: Path) -> None:
+    # every socket read gets a byte well within the timeout: only a deadline for the
+    # whole request ends it
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        stop = threading.Event()
+        sender = threading.Thread(target=_trickle, args=(listener, stop), daemon=True)
+        sender.start()
+        try:
+            with Kube(str(write_kubeconfig(tmp_path / "kubeconfig", server)),
+                      request_timeout=0.5, sleep=lambda s: None) as kube:
+                started = time.monotonic()
+                with pytest.raises(NoAnswer, match=r"did not answer list nodes within 0\.5s"):
+                    kube.list_nodes()
+                elapsed = time.monotonic() - started
+                assert kube.requests.counts == {"list nodes": 1}  # not retried
+        finally:
+            stop.set()
+            sender.join(10)
+    assert 0.5 <= elapsed < 2.5, elapsed
+
+
+def test_deadlines_shut_down_the_socket_of_a_read_still_running() -> None:
+    deadlines = Deadlines()
+    late, peer = socket.socketpair()
+    prompt, prompt_peer = socket.socketpair()
+    with late, peer, prompt, prompt_peer:
+        with deadlines.watching(time.monotonic() + 0.2, late) as watch:
+            assert late.recv(16) == b""  # blocked until shut down, then the end
+        assert watch.fired
+        with deadlines.watching(time.monotonic() + 30, prompt) as in_time:
+            prompt_peer.sendall(b"x")
+            assert prompt.recv(16) == b"x"
+        assert not in_time.fired
+        prompt_peer.sendall(b"y")  # a watch that ended leaves its socket alone
+        assert prompt.recv(16) == b"y"
+    deadlines.stop()
 
 
 def test_bad_kubeconfig_and_unknown_context_name_the_file(tmp_path: Path,
