@@ -513,6 +513,16 @@ def cluster_reachable_and_access_allowed(
             f"cluster reachable{server} but access denied: cannot {first}",
             [*denied, *unknown, "grant these verbs to the identity running the gate"],
         )
+    if snapshot.read_errors:
+        # the checks that need the cluster are skipped on a partial read: this one fails,
+        # or the gate would pass without having judged the cluster
+        return _fail(
+            f"cluster reachable{server} but not all of it could be read: "
+            f"{snapshot.read_errors[0]}",
+            [*snapshot.read_errors, *unknown,
+             "the checks that need the cluster judge nothing from a partial read; a read"
+             " that timed out may need more time (--cilium-request-timeout)"],
+        )
     if unknown:
         return _warn(f"cluster reachable{server}; some access was not reviewed", unknown)
     return _pass(

@@ -325,6 +325,23 @@ def test_access_not_reviewed_warns() -> None:
     assert len(result.details) == len(defaults.REQUIRED_ACCESS)
 
 
+def test_a_partial_read_fails_the_cluster_check_and_skips_the_rest() -> None:
+    # every other cluster check is skipped pointing here: this one must not pass
+    error = ("nodes: the Kubernetes API at https://127.0.0.1:6443 did not answer list nodes"
+             " within 2s")
+    snap = healthy(read_errors=(error, "validator log: boom"))
+    result = checks.cluster_reachable_and_access_allowed(snap, params())
+    assert_status(result, Status.FAIL)
+    assert result.summary.endswith(f"but not all of it could be read: {error}")
+    assert result.details[:2] == [error, "validator log: boom"]
+    assert "--cilium-request-timeout" in result.details[-1]
+    for spec in checks.checks_for_phase("pre"):
+        if spec.func is checks.cluster_reachable_and_access_allowed:
+            assert_status(run_check(spec, snap, params()), Status.FAIL)
+        elif spec.needs_cluster:
+            assert_status(run_check(spec, snap, params()), Status.SKIP)
+
+
 # --------------------------------------------------------------------------- helm client
 
 
