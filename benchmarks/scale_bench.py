@@ -17,7 +17,10 @@ node), then
    ``Kube.watch_workload`` run in threads; the delay is from the replacement pod's Ready
    event (pod watch) to ``watch_workload`` yielding a healthy DaemonSet;
 4. peak memory of the pytest process (its own peak RSS, and ``/usr/bin/time -v``'s
-   maximum, which also covers the helm processes it waited for).
+   maximum, which also covers the helm processes it waited for);
+5. floors, the least any gate built on these parts could take: ``python -c 'import
+   pytest'``, the ``helm template`` of the verdict run on its own, and the raw pods LIST
+   alone, each set against the time the targets allow.
 
 Prints figures; asserts nothing. Everything listens on 127.0.0.1.
 """
@@ -129,6 +132,9 @@ class SizeResult:
     slowest_check: dict[str, list[float]] = field(default_factory=dict)
     load: list[str] = field(default_factory=list)
     raw_bytes: int = 0
+    floor_pytest: list[float] = field(default_factory=list)
+    floor_render: list[float] = field(default_factory=list)
+    floor_pods: list[float] = field(default_factory=list)
     manual: list[float] = field(default_factory=list)
     notice: list[float] = field(default_factory=list)
     notice_ltt: list[float] = field(default_factory=list)
@@ -313,6 +319,23 @@ def raw_lists(target: Target, res: SizeResult) -> None:
     res.raw_lists.append(elapsed)
     res.raw_bytes = size
     res.raw_decoded.append(timed(lambda: run(True))[0])
+
+
+def floors(target: Target, res: SizeResult) -> None:
+    """What a verdict cannot go below: pytest's import, the render, the pods LIST."""
+    res.floor_pytest.append(timed(lambda: subprocess.run(
+        [sys.executable, "-c", "import pytest"], check=True, capture_output=True,
+        timeout=60))[0])
+    _, helm, request = target.clients()
+    res.floor_render.append(timed(lambda: helm.template(
+        request.release, request.chart, TARGET, NS, values_files=[target.values_snapshot]))[0])
+    api = config.new_client_from_config(config_file=str(target.kubeconfig))
+    try:
+        core: Any = client.CoreV1Api(api)
+        res.floor_pods.append(timed(
+            lambda: core.list_namespaced_pod(NS, _preload_content=False).data)[0])
+    finally:
+        api.close()
 
 
 def manual_sequence(box: Sandbox, res: SizeResult) -> None:
@@ -540,6 +563,7 @@ def measure(box: Sandbox, kube: Kube, gate_dir: Path, runs: int, res: SizeResult
         res.gate_startup.append(gate_run(box, gate_dir, "--collect-only").wall_s)
         inproc_run(target, res)
         raw_lists(target, res)
+        floors(target, res)
         manual_sequence(box, res)
         log(f"[{res.nodes} nodes] run {run + 1}: gate {gate.wall_s:.2f}s ({gate.outcome}; "
             f"start-up {res.gate_startup[-1]:.2f}s), in-process {res.inproc[-1]:.3f}s, "
@@ -676,6 +700,19 @@ def report(results: Sequence[SizeResult], runs: int) -> None:
         row("manual / gate subprocess (target >= 5x)", [
             f"{manual / gate:.2f}x ({verdict(manual / gate >= TARGETS['manual_speedup'])})"])
         row("manual / in-process", [f"{manual / inproc:.2f}x"])
+        budget_manual = manual / TARGETS["manual_speedup"]
+        budget_raw = raw * TARGETS["raw_ratio"]
+        row("time the targets allow: manual / 5", [ms(budget_manual)])
+        row("time the targets allow: 1.5 x raw", [ms(budget_raw)])
+        row("floor: `python -c 'import pytest'`", [
+            f"{ms(median(r.floor_pytest))} ({median(r.floor_pytest) / budget_manual:.1f}x "
+            "manual / 5)"])
+        row("floor: the `helm template` alone", [
+            f"{ms(median(r.floor_render))} ({median(r.floor_render) / budget_raw:.2f}x "
+            "1.5 x raw)"])
+        row("floor: the raw pods LIST alone", [
+            f"{ms(median(r.floor_pods))} ({median(r.floor_pods) / budget_manual:.2f}x "
+            "manual / 5)"])
         if r.notice:
             row("notice latency, max (target < 1 s)", [
                 f"{ms(max(r.notice))} ({verdict(max(r.notice) < TARGETS['notice_s'])})"])
