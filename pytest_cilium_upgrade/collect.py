@@ -168,19 +168,26 @@ def collect(
     *,
     cluster_error: str | None = None,
     helm_error: str | None = None,
+    releases: ReleaseReader | None = None,
 ) -> ClusterSnapshot:
     """Read everything the checks need; failures become fields, never exceptions.
 
     ``cluster_error`` / ``helm_error`` say why an adapter could not even be built
-    (e.g. a malformed kubeconfig, no helm binary).
+    (e.g. a malformed kubeconfig, no helm binary). ``releases`` is Helm's release state
+    read already (by :func:`release_reader`, for the values snapshot written just
+    before): the snapshot judges what was written, and the records are not listed twice.
     """
     fields: dict[str, Any] = {"namespace": request.namespace}
     with (gc_paused(),
           ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cilium-api") as api,
           ThreadPoolExecutor(_HELM_WORKERS, thread_name_prefix="cilium-helm") as procs):
         # Helm's records are a cluster read: they start now, beside `helm version`
-        reader = (api.submit(release_reader, helm, cluster, request)
-                  if helm is not None else None)
+        reader: Future[ReleaseReader] | None = None
+        if helm is not None and releases is not None:
+            reader = Future()
+            reader.set_result(releases)
+        elif helm is not None:
+            reader = api.submit(release_reader, helm, cluster, request)
         helm_part = procs.submit(_collect_helm, helm, reader, request, helm_error, procs)
         fields.update(_collect_cluster(cluster, request, cluster_error, api))
         fields.update(helm_part.result())

@@ -21,6 +21,7 @@ from pytest_cilium_upgrade import checks, defaults, release_records, yamltext
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
 from pytest_cilium_upgrade.collect import (
     CollectRequest,
+    ReleaseReader,
     collect,
     read_values_snapshot,
     release_reader,
@@ -171,11 +172,13 @@ class GateSession:
     def _collect(self, phase: str) -> ClusterSnapshot:
         self._adapters()
         request = self._request(phase)
+        releases = None
         if phase == "pre" and self.settings.write_snapshot and self._helm is not None:
-            self._write_snapshot(request)
+            releases = self._write_snapshot(request)
         snapshot = collect(
             self._cluster, self._helm, request,
             cluster_error=self._cluster_error, helm_error=self._helm_error,
+            releases=releases,
         )
         if snapshot.values_snapshot is not None and self._snapshot_write_error:
             snapshot = replace(snapshot, values_snapshot=replace(
@@ -209,10 +212,15 @@ class GateSession:
             flat[key] = _helm_scalar(raw)
         return checks.deep_merge(merged, checks.nest_dotted(flat))
 
-    def _write_snapshot(self, request: CollectRequest) -> None:
-        """Save the live values (what `helm get values` prints) before the checks read them."""
+    def _write_snapshot(self, request: CollectRequest) -> ReleaseReader | None:
+        """Save the live values (what `helm get values` prints) before the checks read them.
+
+        The release state read for it, for the checks to judge; None if it could not be
+        read (the checks then read it again and report why).
+        """
         s = self.settings
         self._snapshot_write_error = ""
+        reader: ReleaseReader | None = None
         try:
             reader = release_reader(self._helm, self._cluster, request)
             if reader.status(s.release, s.namespace) is None:
@@ -225,6 +233,7 @@ class GateSession:
             self._snapshot_write_error = str(exc)
             self.snapshot_outcome = f"not written: {exc}"
         self.notes.append(f"values snapshot {s.values_snapshot}: {self.snapshot_outcome}")
+        return reader
 
     def _record_state(self, snapshot: ClusterSnapshot) -> None:
         release = snapshot.release

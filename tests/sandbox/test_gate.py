@@ -117,6 +117,16 @@ def cluster(
     sandbox.clear_faults()
 
 
+def _secret_lists(sandbox: Sandbox) -> float:
+    """LIST secrets the apiserver has served so far (every client)."""
+    total = 0.0
+    for line in sandbox.kubectl("get", "--raw", "/metrics").splitlines():
+        if (line.startswith("apiserver_request_total{") and 'verb="LIST"' in line
+                and 'resource="secrets"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def _outcome(result: pytest.RunResult) -> dict[str, int]:
     return {k: v for k, v in result.parseoutcomes().items() if k in ("passed", "failed",
                                                                        "skipped")}
@@ -130,9 +140,12 @@ def test_pre_checks_pass_on_a_healthy_cluster_ready_for_the_next_minor(
 ) -> None:
     cluster.install("1.15.18", "--set", "cluster.name=sandbox")
     cluster.preflight("1.16.0")
+    lists = _secret_lists(cluster.sandbox)
     result = cluster.gate("--cilium-phase=pre", "--cilium-target-version=1.16.0",
                           "--cilium-write-snapshot")
     assert _outcome(result) == {"passed": 13}, result.stdout.str()
+    # Helm's records are listed once: the values written are the values judged
+    assert _secret_lists(cluster.sandbox) - lists == 1
     assert yaml.safe_load(cluster.snapshot.read_text()) == {"cluster": {"name": "sandbox"}}
     assert cluster.snapshot.stat().st_mode & 0o777 == 0o600
     state = json.loads(cluster.state.read_text())

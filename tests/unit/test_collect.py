@@ -258,6 +258,19 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
     assert snapshot.available_chart_versions == ("1.15.18", "1.16.15")
 
 
+def test_release_state_read_already_is_not_read_again() -> None:
+    cluster, helm = FakeCluster(records=[]), FakeHelm()
+    request = CollectRequest(namespace=NS, release_records="Secret")
+    already = RecordReleases(FakeCluster(records=RECORDS), NS,
+                             (request.release, request.preflight_release), "Secret")
+    snapshot = collect(cluster, helm, request, releases=already)
+    assert not [c for c in cluster.calls if c.startswith("records")]
+    assert snapshot.release is not None
+    assert (snapshot.release.revision, snapshot.release.chart_version) == (2, "1.15.19")
+    assert snapshot.preflight_release is not None
+    assert helm.calls == ["version"]
+
+
 def test_records_are_read_in_one_namespace_only() -> None:
     reader = RecordReleases(FakeCluster(records=RECORDS), NS, ("cilium",), "Secret")
     with pytest.raises(ValueError, match="not in default"):
