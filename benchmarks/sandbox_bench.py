@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_cilium_upgrade.sandbox.build import Builder
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.topology import build_topology
+from cilium_sandbox.build import Builder
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.topology import build_topology
 
 ROOT = Path(__file__).resolve().parents[1]
 

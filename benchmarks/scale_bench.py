@@ -47,17 +47,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cilium_sandbox.build import Builder
+from cilium_sandbox.cluster import Sandbox, guarded
+from cilium_sandbox.faults import ContainerLogs
+from cilium_sandbox.topology import build_topology
 from kubernetes import client, config, watch
 
+from pytest_cilium_upgrade.adapters.helm.client import ChartSource, Helm
+from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.checks import CheckParams, Status, checks_for_phase, run_check
-from pytest_cilium_upgrade.collect import CollectRequest, collect
-from pytest_cilium_upgrade.helm import ChartSource, Helm
-from pytest_cilium_upgrade.kube import Kube
-from pytest_cilium_upgrade.model import Workload
-from pytest_cilium_upgrade.sandbox.build import Builder
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox, guarded
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs
-from pytest_cilium_upgrade.sandbox.topology import build_topology
+from pytest_cilium_upgrade.snapshot.model import Workload
+from pytest_cilium_upgrade.snapshot.read import CollectRequest, collect
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARTS = ROOT / "tests" / "charts"

@@ -3,25 +3,23 @@
 Every pytest run of an environment that has the plugin installed loads this module,
 so it stays light: it registers the options, the marker, the hook spec and the
 fixtures, and skips marked checks. With ``--cilium-upgrade`` it registers
-:mod:`pytest_cilium_upgrade.gate_plugin`, which collects and runs the gate; the
+:mod:`pytest_cilium_upgrade.gate.hooks`, which collects and runs the gate; the
 checks, the model and the adapters are imported only then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_cilium_upgrade import hookspecs, settings
+from pytest_cilium_upgrade import hookspecs
+from pytest_cilium_upgrade import options as settings
 
 if TYPE_CHECKING:
     from pytest_cilium_upgrade.checks import CheckParams
-    from pytest_cilium_upgrade.model import ClusterSnapshot
-    from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-    from pytest_cilium_upgrade.session import GateSession
+    from pytest_cilium_upgrade.gate.session import GateSession
+    from pytest_cilium_upgrade.snapshot.model import ClusterSnapshot
 
 MARKER = "cilium_upgrade"
 PHASES = ("pre", "post")
@@ -33,24 +31,6 @@ GATE_KEY: pytest.StashKey[GateSession] = pytest.StashKey()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     settings.register(parser)
-    group = parser.getgroup("cilium-upgrade")
-    group.addoption(
-        "--cilium-sandbox-topology",
-        dest="cilium_sandbox_topology",
-        default=None,
-        help="kind config the cilium_sandbox fixture takes its nodes from "
-        "(default: kind-config.yaml in the rootdir).",
-    )
-    parser.addini(
-        "cilium_sandbox_control_planes",
-        "Control-plane nodes of the cilium_sandbox fixture (default: as the kind config says).",
-        default="",
-    )
-    parser.addini(
-        "cilium_sandbox_workers",
-        "Worker nodes of the cilium_sandbox fixture (default: as the kind config says).",
-        default="",
-    )
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -69,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not _enabled(config):
         return
-    from pytest_cilium_upgrade import gate_plugin
+    from pytest_cilium_upgrade.gate import hooks as gate_plugin
 
     config.pluginmanager.register(gate_plugin, "cilium-upgrade-gate")
     gate_plugin.start(config)
@@ -124,46 +104,3 @@ def cilium_check_params(request: pytest.FixtureRequest) -> CheckParams:
     if not _enabled(request.config):
         pytest.skip("cilium_check_params needs --cilium-upgrade")
     return request.config.stash[GATE_KEY].params
-
-
-# ---------------------------------------------------------------------------- sandbox
-
-
-def _ini_count(config: pytest.Config, name: str) -> int | None:
-    raw = str(config.getini(name)).strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise pytest.UsageError(f"ini option {name} = {raw!r} is not a whole number") from None
-
-
-@pytest.fixture(scope="session")
-def cilium_sandbox(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Sandbox]:
-    """A real control plane on loopback (built once, cached), up for the whole session."""
-    from pytest_cilium_upgrade.sandbox.build import Builder
-    from pytest_cilium_upgrade.sandbox.cluster import Sandbox, guarded
-    from pytest_cilium_upgrade.sandbox.errors import SandboxError
-    from pytest_cilium_upgrade.sandbox.topology import build_topology
-
-    option = pytestconfig.getoption("cilium_sandbox_topology")
-    topology_file = Path(option) if option else pytestconfig.rootpath / "kind-config.yaml"
-    try:
-        topology = build_topology(
-            topology_file,
-            control_planes=_ini_count(pytestconfig, "cilium_sandbox_control_planes"),
-            workers=_ini_count(pytestconfig, "cilium_sandbox_workers"),
-        )
-        binaries = Builder().ensure_all()
-    except SandboxError as exc:
-        pytest.fail(f"cannot prepare the sandbox: {exc}", pytrace=False)
-    workdir = tmp_path_factory.mktemp("sandbox", numbered=True)
-    sandbox = Sandbox(workdir, binaries, topology)
-    try:
-        with guarded(sandbox) as running_sandbox:
-            yield running_sandbox
-    except SandboxError as exc:
-        pytest.fail(f"sandbox failed: {exc}", pytrace=False)

@@ -6,9 +6,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from cilium_sandbox.cluster import Sandbox
 from kubernetes import client, config
-
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
+from cilium_sandbox.cluster import Sandbox
 
 RBAC = Path(__file__).resolve().parents[2] / "deploy" / "rbac"
 CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding")

@@ -56,16 +56,16 @@ from typing import Any
 
 import pytest
 import yaml
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.faults import ContainerLogs
 from identities import into_namespace, shipped_roles, token_kubeconfig
 from junit_report import junit_verdicts
 from kubernetes.client.exceptions import ApiException
 
-from pytest_cilium_upgrade import kube as kube_module
+from pytest_cilium_upgrade.adapters import kube as kube_module
+from pytest_cilium_upgrade.adapters.files import write_values_snapshot
+from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.errors import ApiError, Timeout
-from pytest_cilium_upgrade.kube import Kube
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs
-from pytest_cilium_upgrade.values_file import write_values_snapshot
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.faults import ContainerLogs
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cilium_sandbox.build import KUBERNETES_VERSION
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 from kubernetes import client
-
-from pytest_cilium_upgrade.sandbox.build import KUBERNETES_VERSION
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
 
 CHARTS = Path(__file__).resolve().parents[1] / "charts"
 

@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 from _pytest.capture import CaptureFixture
-
-from pytest_cilium_upgrade.sandbox.build import Builder
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.demo import DEMO_FROM, DEMO_TO, run_demo
-from pytest_cilium_upgrade.sandbox.topology import build_topology
-from pytest_cilium_upgrade.sandbox.watchdog import _processes_naming
+from cilium_sandbox.build import Builder
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.demo import DEMO_FROM, DEMO_TO, run_demo
+from cilium_sandbox.topology import build_topology
+from cilium_sandbox.watchdog import _processes_naming
 
 pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]

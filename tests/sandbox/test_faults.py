@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cilium_sandbox.cluster import LEADER_ELECTED, Sandbox, guarded
+from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 
-from pytest_cilium_upgrade.flow import StepFailed, UpgradeFlow
-from pytest_cilium_upgrade.kube import Kube
+from pytest_cilium_upgrade.adapters.kube import Kube
+from pytest_cilium_upgrade.options import Settings
 from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.sandbox.cluster import LEADER_ELECTED, Sandbox, guarded
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
-from pytest_cilium_upgrade.settings import Settings
+from pytest_cilium_upgrade.upgrade.steps import StepFailed, UpgradeFlow
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox

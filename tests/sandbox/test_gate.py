@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 from junit_report import junit_verdicts
 
-from pytest_cilium_upgrade.kube import Kube
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
+from pytest_cilium_upgrade.adapters.kube import Kube
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox
@@ -160,8 +160,8 @@ def test_snapshot_collection_uses_a_fixed_number_of_api_requests(
     cluster: Cluster, sandbox: Sandbox
 ) -> None:
     from pytest_cilium_upgrade import defaults
-    from pytest_cilium_upgrade.collect import CollectRequest, collect
-    from pytest_cilium_upgrade.helm import Helm
+    from pytest_cilium_upgrade.adapters.helm.client import Helm
+    from pytest_cilium_upgrade.snapshot.read import CollectRequest, collect
 
     cluster.install("1.15.18")
     cluster.preflight("1.16.0")

@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.faults import Fault, PodFault
 
+from pytest_cilium_upgrade.adapters.helm.client import (
+    ChartSource,
+    ChartSourceKind,
+    Helm,
+    HelmTimeout,
+)
 from pytest_cilium_upgrade.errors import HelmFailed, NotFound, Timeout
-from pytest_cilium_upgrade.helm import ChartSource, ChartSourceKind, Helm, HelmTimeout
-from pytest_cilium_upgrade.model import HelmHistoryEntry, HelmRelease
 from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.faults import Fault, PodFault
+from pytest_cilium_upgrade.snapshot.model import HelmHistoryEntry, HelmRelease
 from pytest_cilium_upgrade.versions import Version
 
 CHARTS = Path(__file__).resolve().parents[1] / "charts"

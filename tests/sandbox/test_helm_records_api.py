@@ -11,12 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cilium_sandbox.cluster import Sandbox
 
 from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade.collect import RecordReleases
-from pytest_cilium_upgrade.helm import ChartSource, Helm, normalize_history_entry, normalize_status
-from pytest_cilium_upgrade.kube import Kube
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
+from pytest_cilium_upgrade.adapters.helm.client import (
+    ChartSource,
+    Helm,
+    normalize_history_entry,
+    normalize_status,
+)
+from pytest_cilium_upgrade.adapters.kube import Kube
+from pytest_cilium_upgrade.snapshot.read import RecordReleases
 
 CHARTS = Path(__file__).resolve().parents[1] / "charts"
 STANDINS = ChartSource.parse(str(CHARTS))

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from pytest_cilium_upgrade.sandbox.build import Builder
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.topology import build_topology
-from pytest_cilium_upgrade.sandbox.watchdog import _processes_naming
+from cilium_sandbox.build import Builder
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.errors import SandboxError
+from cilium_sandbox.topology import build_topology
+from cilium_sandbox.watchdog import _processes_naming
 
 pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,9 +115,9 @@ def test_watchdog_stops_the_sandbox_when_the_test_process_is_killed(workdir: Pat
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from pytest_cilium_upgrade.sandbox.build import Builder\n"
-        "from pytest_cilium_upgrade.sandbox.cluster import Sandbox, guarded\n"
-        "from pytest_cilium_upgrade.sandbox.topology import build_topology\n"
+        "from cilium_sandbox.build import Builder\n"
+        "from cilium_sandbox.cluster import Sandbox, guarded\n"
+        "from cilium_sandbox.topology import build_topology\n"
         f"topo = build_topology(Path({str(ROOT / 'kind-config.yaml')!r}), workers=1)\n"
         f"box = Sandbox(Path({str(workdir)!r}), Builder().ensure_all(), topo)\n"
         "with guarded(box):\n"

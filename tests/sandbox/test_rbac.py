@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 from identities import CLUSTER_SCOPED, into_namespace, shipped_roles, token_kubeconfig
 from junit_report import junit_verdicts
-
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox

@@ -23,11 +23,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from cilium_sandbox.cluster import Sandbox
 from kubernetes import client
 
+from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.errors import NoAnswer
-from pytest_cilium_upgrade.kube import Kube
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox

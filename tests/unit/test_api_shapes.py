@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from kubeconfigs import Response, write_kubeconfig
 
-from pytest_cilium_upgrade import api_shapes
-from pytest_cilium_upgrade.kube import Kube
-from pytest_cilium_upgrade.model import Node, Pod, Workload
+from pytest_cilium_upgrade.adapters import api_shapes
+from pytest_cilium_upgrade.adapters.kube import Kube
+from pytest_cilium_upgrade.snapshot.model import Node, Pod, Workload
 
 MANAGED = [{"manager": "kube-controller-manager", "operation": "Update",
             "apiVersion": "v1", "time": "2026-11-28T04:00:00Z", "fieldsType": "FieldsV1",

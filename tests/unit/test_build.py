@@ -4,9 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from pytest_cilium_upgrade.sandbox.build import Builder, Component, _staging_modules, components
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
+from cilium_sandbox.build import Builder, Component, _staging_modules, components
+from cilium_sandbox.errors import SandboxError
 
 TINY = Component(
     name="tiny",

@@ -24,7 +24,8 @@ from pytest_cilium_upgrade.checks import (
     parse_values_text,
     run_check,
 )
-from pytest_cilium_upgrade.model import (
+from pytest_cilium_upgrade.redact import REDACTED
+from pytest_cilium_upgrade.snapshot.model import (
     AccessReview,
     ChartRender,
     ClusterSnapshot,
@@ -41,7 +42,6 @@ from pytest_cilium_upgrade.model import (
     ValuesSnapshotFile,
     Workload,
 )
-from pytest_cilium_upgrade.redact import REDACTED
 from pytest_cilium_upgrade.versions import Version
 
 RENDERED = Path(__file__).parents[3] / "shared/domain/upstream-rendered"

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_cilium_upgrade.settings import OPTIONS
+from pytest_cilium_upgrade.options import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "ci"
@@ -122,7 +122,7 @@ def test_every_gate_option_in_ci_exists() -> None:
     assert "--cilium-upgrade" in used
     unknown = {flag: sorted(paths) for flag, paths in sorted(used.items()) if flag not in known}
     assert not unknown, (
-        "options used in ci/ that pytest_cilium_upgrade.settings.OPTIONS does not define: "
+        "options used in ci/ that pytest_cilium_upgrade.options.OPTIONS does not define: "
         + "; ".join(f"{flag} (in {', '.join(paths)})" for flag, paths in unknown.items())
     )
 

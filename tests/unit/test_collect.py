@@ -15,9 +15,7 @@ from typing import Any
 import pytest
 from test_release_records import release, secret
 
-from pytest_cilium_upgrade import collect as collect_module
 from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade.collect import CollectRequest, RecordReleases, collect
 from pytest_cilium_upgrade.errors import (
     ApiError,
     ApiUnreachable,
@@ -25,6 +23,8 @@ from pytest_cilium_upgrade.errors import (
     HelmFailed,
     NoAnswer,
 )
+from pytest_cilium_upgrade.snapshot import read as collect_module
+from pytest_cilium_upgrade.snapshot.read import CollectRequest, RecordReleases, collect
 
 JSONDict = dict[str, Any]
 NS = "kube-system"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from pytest_cilium_upgrade.errors import ApiUnreachable
-from pytest_cilium_upgrade.flow import StepFailed, UpgradeFlow
+from pytest_cilium_upgrade.options import Settings
 from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.settings import Settings
+from pytest_cilium_upgrade.upgrade.steps import StepFailed, UpgradeFlow
 
 NS = "kube-system"
 UNREACHABLE = (

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_cilium_upgrade.errors import GateError, HelmFailed, HelmNotFound, NotFound, Timeout
-from pytest_cilium_upgrade.helm import (
+from pytest_cilium_upgrade.adapters.helm.client import (
     ChartSource,
     ChartSourceError,
     ChartSourceKind,
@@ -28,8 +27,9 @@ from pytest_cilium_upgrade.helm import (
     normalize_history_entry,
     normalize_status,
 )
-from pytest_cilium_upgrade.model import HelmHistoryEntry, HelmRelease
+from pytest_cilium_upgrade.errors import GateError, HelmFailed, HelmNotFound, NotFound, Timeout
 from pytest_cilium_upgrade.redact import REDACTED, Redactor
+from pytest_cilium_upgrade.snapshot.model import HelmHistoryEntry, HelmRelease
 from pytest_cilium_upgrade.versions import Version
 
 CHARTS = Path(__file__).resolve().parents[1] / "charts"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cilium_upgrade import junit
-from pytest_cilium_upgrade.junit import ReportError, merge_reports
+from pytest_cilium_upgrade.tools import junit
+from pytest_cilium_upgrade.tools.junit import ReportError, merge_reports
 
 pytest_plugins = ["pytester"]
 
@@ -410,7 +410,7 @@ def test_runs_as_a_module(reports: Reports, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "pytest_cilium_upgrade.junit",
+            "pytest_cilium_upgrade.tools.junit",
             "merge",
             str(out),
             str(reports.pre),

@@ -17,6 +17,7 @@ import urllib3
 from kubeconfigs import Response, write_kubeconfig
 from kubernetes.client.exceptions import ApiException
 
+from pytest_cilium_upgrade.adapters.kube import Deadlines, Kube
 from pytest_cilium_upgrade.errors import (
     ApiError,
     ApiUnreachable,
@@ -26,7 +27,6 @@ from pytest_cilium_upgrade.errors import (
     NotFound,
     Timeout,
 )
-from pytest_cilium_upgrade.kube import Deadlines, Kube
 
 
 @pytest.fixture

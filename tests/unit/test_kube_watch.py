@@ -18,8 +18,8 @@ import urllib3
 from kubeconfigs import write_kubeconfig
 from kubernetes.client.exceptions import ApiException
 
+from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.errors import ApiUnreachable, Forbidden
-from pytest_cilium_upgrade.kube import Kube
 
 
 @pytest.fixture

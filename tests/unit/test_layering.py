@@ -8,7 +8,19 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_cilium_upgrade"
-PURE = ("checks", "model", "scheduling", "versions", "redact", "defaults", "report")
+# Modules that only compute: no processes, sockets, files or environment.
+PURE = ("checks", "snapshot.model", "versions", "redact", "defaults", "gate.summary")
+# The one direction data flows: options -> settings -> snapshot <- adapters -> checks ->
+# items -> reports. A package may import only the packages listed for it (and the
+# shared vocabulary at the top: errors, defaults, versions, redact, yamltext).
+MAY_IMPORT = {
+    "adapters": {"adapters", "snapshot"},
+    "snapshot": {"snapshot", "adapters"},
+    "checks": {"checks", "snapshot", "adapters.helm.values"},
+    "upgrade": {"upgrade", "adapters", "snapshot", "checks", "options"},
+    "tools": {"tools"},
+}
+VOCABULARY = {"errors", "defaults", "versions", "redact", "yamltext"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -21,6 +33,23 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
+def _own_imports(path: Path) -> set[str]:
+    """Our modules a module imports, as dotted names below the package."""
+    prefix = "pytest_cilium_upgrade."
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found = [node.module]
+            if node.module == "pytest_cilium_upgrade":
+                found = [f"{prefix}{alias.name}" for alias in node.names]
+        else:
+            continue
+        names.update(n.removeprefix(prefix) for n in found if n.startswith(prefix))
+    return names
+
+
 def _modules() -> dict[str, Path]:
     return {
         str(p.relative_to(PACKAGE).with_suffix("")).replace("/", "."): p
@@ -28,15 +57,37 @@ def _modules() -> dict[str, Path]:
     }
 
 
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
 def test_only_the_kubernetes_adapter_imports_the_client() -> None:
     importers = sorted(m for m, p in _modules().items() if "kubernetes" in _imports(p))
-    # the sandbox is test infrastructure with its own node watch
-    assert importers == ["kube", "sandbox.cluster"]
+    assert importers == ["adapters.kube"]
 
 
-def test_only_the_helm_adapter_and_the_sandbox_start_processes() -> None:
+def test_only_the_helm_adapter_starts_processes() -> None:
     runners = sorted(m for m, p in _modules().items() if "subprocess" in _imports(p))
-    assert all(m == "helm" or m.startswith("sandbox.") for m in runners), runners
+    assert runners
+    assert all(_within(m, "adapters.helm") for m in runners), runners
+
+
+def test_the_product_never_imports_the_sandbox() -> None:
+    importers = sorted(m for m, p in _modules().items() if "cilium_sandbox" in _imports(p))
+    assert importers == []
+
+
+def test_data_flows_one_way_between_the_packages() -> None:
+    wrong: list[str] = []
+    for module, path in _modules().items():
+        rules = [allowed for pkg, allowed in MAY_IMPORT.items() if _within(module, pkg)]
+        if not rules:
+            continue
+        for imported in _own_imports(path):
+            if imported in VOCABULARY or any(_within(imported, a) for a in rules[0]):
+                continue
+            wrong.append(f"{module} imports {imported}")
+    assert wrong == []
 
 
 def test_no_shell_anywhere() -> None:
@@ -48,8 +99,10 @@ def test_no_shell_anywhere() -> None:
 
 def test_checks_and_model_do_no_io() -> None:
     forbidden = {"subprocess", "kubernetes", "socket", "urllib3", "os"}
-    for module in PURE:
-        used = _imports(PACKAGE / f"{module}.py") & forbidden
+    pure = [m for m in _modules() if any(_within(m, p) for p in PURE)]
+    assert len(pure) >= len(PURE)
+    for module in pure:
+        used = _imports(_modules()[module]) & forbidden
         assert not used, f"{module} imports {used}"
 
 
@@ -61,6 +114,6 @@ def test_the_entry_point_loads_no_gate_machinery() -> None:
                             check=True, timeout=60).stdout.split()
     ours = sorted(m for m in loaded if m.startswith("pytest_cilium"))
     assert ours == ["pytest_cilium_upgrade", "pytest_cilium_upgrade.defaults",
-                    "pytest_cilium_upgrade.hookspecs", "pytest_cilium_upgrade.plugin",
-                    "pytest_cilium_upgrade.settings", "pytest_cilium_upgrade.versions"]
+                    "pytest_cilium_upgrade.hookspecs", "pytest_cilium_upgrade.options",
+                    "pytest_cilium_upgrade.plugin", "pytest_cilium_upgrade.versions"]
     assert "kubernetes" not in loaded

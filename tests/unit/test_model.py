@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade.model import (
+from pytest_cilium_upgrade.snapshot.model import (
     AccessReview,
     ClusterSnapshot,
     ContainerStatus,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cilium_upgrade.settings import (
+from pytest_cilium_upgrade.options import (
     OPTIONS,
     OPTIONS_TABLE_END,
     OPTIONS_TABLE_START,
@@ -20,7 +20,7 @@ from pytest_cilium_upgrade.settings import (
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS_DOC = ROOT / "docs" / "options.md"
 README = ROOT / "README.md"
-REGENERATE = "python -m pytest_cilium_upgrade.settings --update docs/options.md --update README.md"
+REGENERATE = "python -m pytest_cilium_upgrade.options --update docs/options.md --update README.md"
 
 
 def marked_section(text: str) -> str | None:
@@ -78,7 +78,7 @@ def test_replace_options_table() -> None:
 
 def test_module_prints_the_table() -> None:
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "pytest_cilium_upgrade.settings", "--markdown"],
+        [sys.executable, "-W", "error", "-m", "pytest_cilium_upgrade.options", "--markdown"],
         capture_output=True,
         text=True,
         check=True,

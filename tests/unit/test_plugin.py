@@ -1,8 +1,8 @@
 """The pytest plugin end to end, run in-process against in-memory fakes of our adapters.
 
 Each test writes a ``conftest.py`` into the pytester directory that replaces
-``GateSession._adapters`` with fakes of :class:`~pytest_cilium_upgrade.collect.ClusterReader`,
-:class:`~pytest_cilium_upgrade.collect.HelmReader` and the chart source. The fakes
+``GateSession._adapters`` with fakes of :class:`~pytest_cilium_upgrade.snapshot.read.ClusterReader`,
+:class:`~pytest_cilium_upgrade.snapshot.read.HelmReader` and the chart source. The fakes
 answer from ``fake_cluster.json``: the JSON (camelCase) shapes the API and Helm
 print, built here by small helpers and changed per scenario.
 """
@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pytest_cilium_upgrade import checks, defaults
-from pytest_cilium_upgrade.session import GateSession
+from pytest_cilium_upgrade.gate.session import GateSession
 
 pytest_plugins = ["pytester"]
 
@@ -340,7 +340,7 @@ import json
 from pathlib import Path
 
 from pytest_cilium_upgrade.errors import HelmFailed
-from pytest_cilium_upgrade.session import GateSession
+from pytest_cilium_upgrade.gate.session import GateSession
 
 HERE = Path(__file__).parent
 DATA = json.loads((HERE / "fake_cluster.json").read_text())

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pytest_cilium_upgrade import release_records
-from pytest_cilium_upgrade.model import HelmHistoryEntry, HelmRelease
-from pytest_cilium_upgrade.release_records import RecordError
+from pytest_cilium_upgrade.adapters.helm import records as release_records
+from pytest_cilium_upgrade.adapters.helm.records import RecordError
+from pytest_cilium_upgrade.snapshot.model import HelmHistoryEntry, HelmRelease
 
 JSONDict = dict[str, Any]
 

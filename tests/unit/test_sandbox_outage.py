@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from pytest_cilium_upgrade.sandbox.build import Builder
-from pytest_cilium_upgrade.sandbox.cluster import LOOPBACK, Component, Sandbox, port_in_use
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.faults import FAULT_CONDITION, Fault, PodFault
-from pytest_cilium_upgrade.sandbox.topology import Topology
+from cilium_sandbox.build import Builder
+from cilium_sandbox.cluster import LOOPBACK, Component, Sandbox, port_in_use
+from cilium_sandbox.errors import SandboxError
+from cilium_sandbox.faults import FAULT_CONDITION, Fault, PodFault
+from cilium_sandbox.topology import Topology
 
 FAULT = f'.status.conditions.[] | select( .type == "{FAULT_CONDITION}" )'
 
@@ -64,7 +63,7 @@ def test_a_crash_looping_container_keeps_its_restarts_when_healed() -> None:
 
 def test_kubelet_reasserts_ready_for_running_pods_no_fault_holds() -> None:
     stages = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(
-        resources.files("pytest_cilium_upgrade.sandbox").joinpath("data", "stages.yaml")
+        resources.files("cilium_sandbox").joinpath("data", "stages.yaml")
         .read_text())}
     again = _expressions(stages["pod-ready-again"])
     assert {"key": ".status.phase", "operator": "In", "values": ["Running"]} in again

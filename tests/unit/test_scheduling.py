@@ -8,19 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pytest_cilium_upgrade.model import (
-    LabelSelector,
-    Node,
-    NodeSelectorRequirement,
-    NodeSelectorTerm,
-    Pod,
-    PodAffinityTerm,
-    PodSpecSummary,
-    Taint,
-    Toleration,
-    Workload,
-)
-from pytest_cilium_upgrade.scheduling import (
+from pytest_cilium_upgrade.checks.scheduling import (
     TAINT_CONTROL_PLANE,
     TAINT_NODE_NETWORK_UNAVAILABLE,
     TAINT_NODE_NOT_READY,
@@ -34,6 +22,18 @@ from pytest_cilium_upgrade.scheduling import (
     term_matches,
     tolerates,
     untolerated_taints,
+)
+from pytest_cilium_upgrade.snapshot.model import (
+    LabelSelector,
+    Node,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    Pod,
+    PodAffinityTerm,
+    PodSpecSummary,
+    Taint,
+    Toleration,
+    Workload,
 )
 
 RENDERED = Path(__file__).parents[3] / "shared/domain/upstream-rendered"

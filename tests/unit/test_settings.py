@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cilium_upgrade import defaults, settings
+from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade import options as settings
 from pytest_cilium_upgrade.checks import CheckParams
-from pytest_cilium_upgrade.settings import OPTIONS, ParseContext, Settings
+from pytest_cilium_upgrade.options import OPTIONS, ParseContext, Settings
 
 pytest_plugins = ["pytester"]
 
 # The options are registered by a local conftest with the installed plugin
 # disabled, so these tests see exactly what ``settings.register`` adds.
 CONFTEST = """
-from pytest_cilium_upgrade import settings
+from pytest_cilium_upgrade import options as settings
 
 
 def pytest_addoption(parser):
@@ -119,7 +120,7 @@ def test_without_cilium_upgrade_nothing_else_is_required(pytester: pytest.Pytest
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
         """
-        from pytest_cilium_upgrade.settings import Settings
+        from pytest_cilium_upgrade.options import Settings
 
         def test_settings(pytestconfig):
             s = Settings.from_config(pytestconfig, {})

@@ -3,9 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.topology import Taint, build_topology
+from cilium_sandbox.errors import SandboxError
+from cilium_sandbox.topology import Taint, build_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 CP_TAINT = Taint("node-role.kubernetes.io/control-plane", "NoSchedule")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pytest_cilium_upgrade.adapters.files import SnapshotConflict, write_values_snapshot
 from pytest_cilium_upgrade.errors import GateError
-from pytest_cilium_upgrade.values_file import SnapshotConflict, write_values_snapshot
 
 VALUES = {"hubble": {"tls": {"server": {"key": "-----BEGIN PRIVATE KEY-----abc"}}}, "ipam": "k"}
 
@@ -91,7 +91,7 @@ def test_failed_write_keeps_the_old_file_whole(
 KILLED_WRITER = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from pytest_cilium_upgrade import values_file
+    from pytest_cilium_upgrade.adapters import files as values_file
 
     path, stage = Path(sys.argv[1]), sys.argv[2]
     real_fsync = os.fsync

@@ -37,7 +37,9 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from pytest_cilium_upgrade import api_shapes, defaults, release_records
+from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.adapters import api_shapes
+from pytest_cilium_upgrade.adapters.helm import records as release_records
 from pytest_cilium_upgrade.errors import (
     ApiError,
     ApiUnreachable,

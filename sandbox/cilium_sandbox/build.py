@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from pytest_cilium_upgrade.cachedir import default_cache_dir
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
+from cilium_sandbox.errors import SandboxError
+from pytest_cilium_upgrade.adapters.cachedir import default_cache_dir
 
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"

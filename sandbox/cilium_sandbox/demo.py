@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.faults import ContainerLogs, Fault, PodFault
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.errors import SandboxError
+from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 
 DEMO_FROM = "1.15.18"
 DEMO_TO = "1.16.15"
@@ -61,7 +61,7 @@ def run_demo(
         code = _gated_upgrade(sandbox, charts.resolve(), scenario, reports)
     finally:
         if keep:
-            print(f"\nsandbox left running; stop it with: pytest-cilium-upgrade sandbox down "
+            print(f"\nsandbox left running; stop it with: cilium-sandbox down "
                   f"--workdir {sandbox.workdir}")
         else:
             _step("sandbox down")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
+from cilium_sandbox.errors import SandboxError
 
 CONTROL_PLANE_ROLE_LABEL = "node-role.kubernetes.io/control-plane"
 KIND_DEFAULT_NAME = "kind"

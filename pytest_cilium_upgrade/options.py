@@ -1009,9 +1009,9 @@ def replace_options_table(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_cilium_upgrade.settings --markdown [--update FILE ...]``."""
+    """``python -m pytest_cilium_upgrade.options --markdown [--update FILE ...]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m pytest_cilium_upgrade.settings",
+        prog="python -m pytest_cilium_upgrade.options",
         description="Print or update the Markdown table of the gate's options.",
     )
     parser.add_argument("--markdown", action="store_true", help="print the options table")

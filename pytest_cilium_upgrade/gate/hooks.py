@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from pytest_cilium_upgrade import checks, settings
+from pytest_cilium_upgrade import checks
+from pytest_cilium_upgrade import options as settings
 from pytest_cilium_upgrade.checks import CheckResult, CheckSpec, Status
 from pytest_cilium_upgrade.errors import GateError
-from pytest_cilium_upgrade.flow import STEPS, Step, StepFailed, StepSkipped
+from pytest_cilium_upgrade.gate.session import GateSession
+from pytest_cilium_upgrade.gate.summary import Row, markdown_summary
 from pytest_cilium_upgrade.plugin import GATE_KEY, MARKER, PHASES, marker_phase
-from pytest_cilium_upgrade.report import Row, markdown_summary
-from pytest_cilium_upgrade.session import GateSession
+from pytest_cilium_upgrade.upgrade.steps import STEPS, Step, StepFailed, StepSkipped
 
 VIRTUAL_FILE = "cilium-upgrade"
 FLOW_PHASES = ("prepare", "pre", "upgrade", "post", "rollback")

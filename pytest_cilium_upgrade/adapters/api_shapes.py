@@ -1,7 +1,7 @@
 """The parts of Kubernetes list responses that the model reads, as types to decode into.
 
 A pod as the API server sends it is mostly ``managedFields``, volumes, environment
-and probes; :mod:`pytest_cilium_upgrade.model` reads a few dozen fields of it. Decoding
+and probes; :mod:`pytest_cilium_upgrade.snapshot.model` reads a few dozen fields of it. Decoding
 a LIST with :func:`decode_list` and one of the shapes below builds only those fields
 (msgspec skips the rest while parsing), which makes decoding the pods of a 500-node
 cluster several times faster than ``json.loads``. The result is still plain dicts, so

@@ -28,7 +28,8 @@ refused with a :class:`ReportError` naming the file; nothing is written then.
 
 Command line::
 
-    python -m pytest_cilium_upgrade.junit merge [--suite-name NAME] [--allow-missing] OUT IN...
+    python -m pytest_cilium_upgrade.tools.junit merge [--suite-name NAME] [--allow-missing] \
+        OUT IN...
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 DEFAULT_SUITE_NAME: Final = "cilium-upgrade"
-PROG: Final = "python -m pytest_cilium_upgrade.junit"
+PROG: Final = "python -m pytest_cilium_upgrade.tools.junit"
 
 
 class ReportError(GateError):
@@ -339,7 +340,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_cilium_upgrade.junit merge OUT IN...``; returns the exit status.
+    """``python -m pytest_cilium_upgrade.tools.junit merge OUT IN...``; returns the exit status.
 
     0 when the report was written (whatever its test results), 1 when an input
     was refused or the output could not be written, 2 for a usage error.

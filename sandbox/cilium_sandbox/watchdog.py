@@ -5,7 +5,7 @@ the test process (no polling) and, when that process is gone (a crash, SIGKILL, 
 CI timeout), ends every process whose command line names the sandbox's kwok work
 directory. A normal teardown stops the sandbox itself and then ends the watchdog.
 
-    python -m pytest_cilium_upgrade.sandbox.watchdog <pid> <kwok-workdir>
+    python -m cilium_sandbox.watchdog <pid> <kwok-workdir>
 """
 
 from __future__ import annotations

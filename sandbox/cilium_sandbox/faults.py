@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
+from cilium_sandbox.errors import SandboxError
 
 FAULT_CONDITION = "SandboxFault"
 FAULT_LABEL = "sandbox.pytest-cilium-upgrade.io/fault"

@@ -1,4 +1,4 @@
-"""Collect one :class:`~pytest_cilium_upgrade.model.ClusterSnapshot` through the adapters.
+"""Collect one :class:`~pytest_cilium_upgrade.snapshot.model.ClusterSnapshot` through the adapters.
 
 The number of API requests is fixed: the version, one SelfSubjectAccessReview per
 required permission, one LIST each of nodes, pods, DaemonSets and Deployments in the
@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_cilium_upgrade import defaults, release_records
+from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.adapters.helm import records as release_records
 from pytest_cilium_upgrade.errors import ApiError, GateError, HelmFailed, NoAnswer
-from pytest_cilium_upgrade.model import (
+from pytest_cilium_upgrade.snapshot.model import (
     AccessReview,
     ChartRender,
     ClusterSnapshot,

@@ -17,22 +17,23 @@ from typing import Any
 
 import yaml
 
-from pytest_cilium_upgrade import checks, defaults, release_records, yamltext
+from pytest_cilium_upgrade import checks, defaults, yamltext
+from pytest_cilium_upgrade.adapters.files import write_values_snapshot
+from pytest_cilium_upgrade.adapters.helm import records as release_records
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
-from pytest_cilium_upgrade.collect import (
+from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.gate.summary import Row
+from pytest_cilium_upgrade.options import Settings
+from pytest_cilium_upgrade.redact import Redactor
+from pytest_cilium_upgrade.snapshot.model import ClusterSnapshot
+from pytest_cilium_upgrade.snapshot.read import (
     CollectRequest,
     ReleaseReader,
     collect,
     read_values_snapshot,
     release_reader,
 )
-from pytest_cilium_upgrade.errors import GateError
-from pytest_cilium_upgrade.flow import UpgradeFlow
-from pytest_cilium_upgrade.model import ClusterSnapshot
-from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.report import Row
-from pytest_cilium_upgrade.settings import Settings
-from pytest_cilium_upgrade.values_file import write_values_snapshot
+from pytest_cilium_upgrade.upgrade.steps import UpgradeFlow
 
 STATE_VERSION = 1
 
@@ -117,8 +118,8 @@ class GateSession:
         if self._adapters_built:
             return
         self._adapters_built = True
-        from pytest_cilium_upgrade.helm import ChartSource, Helm
-        from pytest_cilium_upgrade.kube import Kube
+        from pytest_cilium_upgrade.adapters.helm.client import ChartSource, Helm
+        from pytest_cilium_upgrade.adapters.kube import Kube
 
         s = self.settings
         try:

@@ -12,7 +12,7 @@ flags or JSON differ, the difference is handled here and callers see one shape:
 * ``helm status -o json`` carries no chart metadata in either version and, in Helm 4,
   the live objects of the release (Secrets included): :meth:`Helm.status` drops them
   and adds the chart from ``helm get metadata``, so
-  :meth:`~pytest_cilium_upgrade.model.HelmRelease.from_helm_status` reads both.
+  :meth:`~pytest_cilium_upgrade.snapshot.model.HelmRelease.from_helm_status` reads both.
 
 Mutating operations are built as :class:`HelmCommand` objects first
 (``install_command``, ``upgrade_command``, ...), so a dry run can print the exact
@@ -46,7 +46,7 @@ from typing import Any, Protocol
 import yaml
 
 from pytest_cilium_upgrade import yamltext
-from pytest_cilium_upgrade.cachedir import default_cache_dir
+from pytest_cilium_upgrade.adapters.cachedir import default_cache_dir
 from pytest_cilium_upgrade.errors import GateError, HelmFailed, HelmNotFound, NotFound, Timeout
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.versions import (
@@ -737,7 +737,7 @@ class Helm:
     def status(self, release: str, namespace: str) -> dict[str, Any] | None:
         """The release's status in one shape for Helm 3 and 4, or None if it does not exist.
 
-        Feeds :meth:`~pytest_cilium_upgrade.model.HelmRelease.from_helm_status`.
+        Feeds :meth:`~pytest_cilium_upgrade.snapshot.model.HelmRelease.from_helm_status`.
         """
         command = self.command("status", release, "--namespace", namespace, "-o", "json")
         try:

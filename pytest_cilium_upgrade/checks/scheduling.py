@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pytest_cilium_upgrade.model import (
+from pytest_cilium_upgrade.snapshot.model import (
     Node,
     NodeSelectorRequirement,
     NodeSelectorTerm,

@@ -1,11 +1,12 @@
-"""Command line of pytest-cilium-upgrade: the sandbox and the offline demo.
+"""Command line of the sandbox and the offline demo.
 
-    pytest-cilium-upgrade sandbox build        build (or find cached) the sandbox binaries
-    pytest-cilium-upgrade sandbox up           start the sandbox from kind-config.yaml
-    pytest-cilium-upgrade sandbox down         stop it
-    pytest-cilium-upgrade sandbox env          print the shell exports to use it
-    pytest-cilium-upgrade demo                 a gated upgrade 1.15 -> 1.16 on a fresh sandbox
-    pytest-cilium-upgrade demo --scenario failing   one the gate catches and rolls back
+    cilium-sandbox build        build (or find cached) the sandbox binaries
+    cilium-sandbox up           start the sandbox from kind-config.yaml
+    cilium-sandbox down         stop it
+    cilium-sandbox env          print the shell exports to use it
+    cilium-sandbox status       say whether it runs, and its processes
+    cilium-sandbox demo         a gated upgrade on a fresh sandbox
+    cilium-sandbox demo --scenario failing   one the gate catches and rolls back
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_cilium_upgrade.cachedir import default_cache_dir
-from pytest_cilium_upgrade.sandbox.build import Builder
-from pytest_cilium_upgrade.sandbox.cluster import Sandbox
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.topology import Taint, build_topology
+from cilium_sandbox.build import Builder
+from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.errors import SandboxError
+from cilium_sandbox.topology import Taint, build_topology
+from pytest_cilium_upgrade.adapters.cachedir import default_cache_dir
 
 
 def _parse_taint(text: str) -> tuple[str, Taint]:
@@ -80,23 +81,21 @@ def _sandbox(args: argparse.Namespace, builder: Builder) -> Sandbox:
 
 def _stopper(args: argparse.Namespace, builder: Builder) -> Sandbox:
     """A Sandbox handle good enough to stop whatever runs in ``args.workdir``."""
-    from pytest_cilium_upgrade.sandbox.topology import Topology
+    from cilium_sandbox.topology import Topology
 
     return Sandbox(args.workdir, builder.binaries(), Topology("kind", ()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pytest-cilium-upgrade", description=__doc__,
+    parser = argparse.ArgumentParser(prog="cilium-sandbox", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sandbox = sub.add_parser("sandbox", help="the local control plane")
-    sandbox_sub = sandbox.add_subparsers(dest="action", required=True)
-    sandbox_sub.add_parser("build", help="build or find the cached binaries")
-    up = sandbox_sub.add_parser("up", help="start the sandbox")
+    sub.add_parser("build", help="build or find the cached binaries")
+    up = sub.add_parser("up", help="start the sandbox")
     _add_sandbox_options(up)
     _add_topology_options(up)
     for action in ("down", "env", "status"):
-        _add_sandbox_options(sandbox_sub.add_parser(action))
+        _add_sandbox_options(sub.add_parser(action))
     demo = sub.add_parser("demo", help="the offline demo on a fresh sandbox")
     _add_sandbox_options(demo)
     _add_topology_options(demo)
@@ -112,27 +111,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     builder = Builder()
     try:
-        if args.command == "sandbox":
-            if args.action == "build":
-                for name, path in builder.ensure_all().all().items():
-                    print(f"{name:24} {path}")
-            elif args.action == "up":
-                _sandbox(args, builder).up(timeout=args.timeout)
-                print(_exports(args.workdir))
-            elif args.action == "down":
-                _stopper(args, builder).down()
-                print(f"sandbox in {args.workdir} stopped")
-            elif args.action == "env":
-                print(_exports(args.workdir))
-            elif args.action == "status":
-                box = _stopper(args, builder)
-                state = "running" if box.is_running() else "stopped"
-                print(f"sandbox in {args.workdir}: {state}")
-                for name, pid in box.pids().items():
-                    print(f"  {name:26} pid {pid}")
-                return 0 if box.is_running() else 1
+        if args.command == "build":
+            for name, path in builder.ensure_all().all().items():
+                print(f"{name:24} {path}")
+        elif args.command == "up":
+            _sandbox(args, builder).up(timeout=args.timeout)
+            print(_exports(args.workdir))
+        elif args.command == "down":
+            _stopper(args, builder).down()
+            print(f"sandbox in {args.workdir} stopped")
+        elif args.command == "env":
+            print(_exports(args.workdir))
+        elif args.command == "status":
+            box = _stopper(args, builder)
+            state = "running" if box.is_running() else "stopped"
+            print(f"sandbox in {args.workdir}: {state}")
+            for name, pid in box.pids().items():
+                print(f"  {name:26} pid {pid}")
+            return 0 if box.is_running() else 1
         elif args.command == "demo":
-            from pytest_cilium_upgrade.sandbox.demo import run_demo
+            from cilium_sandbox.demo import run_demo
 
             return run_demo(_sandbox(args, builder), args.charts, scenario=args.scenario,
                             reports=args.reports, keep=args.keep, timeout=args.timeout)

@@ -1,6 +1,6 @@
 """The upgrade gate's checks: pure functions from a snapshot to a verdict.
 
-Each check takes a :class:`~pytest_cilium_upgrade.model.ClusterSnapshot` and
+Each check takes a :class:`~pytest_cilium_upgrade.snapshot.model.ClusterSnapshot` and
 :class:`CheckParams` and returns a :class:`CheckResult`. None does I/O. The
 :data:`CHECKS` registry lists them by phase; :func:`run_check` runs one with its
 prerequisites and redacts every message with the secrets found in the values.
@@ -18,14 +18,14 @@ from typing import Any, Literal
 import yaml
 
 from pytest_cilium_upgrade import defaults, yamltext
-from pytest_cilium_upgrade.model import ClusterSnapshot, HelmHistoryEntry, Pod, Workload
-from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.scheduling import (
+from pytest_cilium_upgrade.checks.scheduling import (
     Ineligibility,
     NodeEligibility,
     affinity_domain_counts,
     evaluate_node,
 )
+from pytest_cilium_upgrade.redact import Redactor
+from pytest_cilium_upgrade.snapshot.model import ClusterSnapshot, HelmHistoryEntry, Pod, Workload
 from pytest_cilium_upgrade.versions import (
     Hop,
     Version,

@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from pytest_cilium_upgrade import checks, defaults
+from pytest_cilium_upgrade.adapters.files import write_values_snapshot
 from pytest_cilium_upgrade.checks import CheckParams, Status
 from pytest_cilium_upgrade.errors import ApiUnreachable, GateError, LockHeld
-from pytest_cilium_upgrade.model import (
+from pytest_cilium_upgrade.options import Settings
+from pytest_cilium_upgrade.redact import Redactor
+from pytest_cilium_upgrade.snapshot.model import (
     ClusterSnapshot,
     HelmHistoryEntry,
     HelmRelease,
     Pod,
     Workload,
 )
-from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.settings import Settings
-from pytest_cilium_upgrade.values_file import write_values_snapshot
 
 Progress = Callable[[str], None]
 _TAIL_PODS = 5

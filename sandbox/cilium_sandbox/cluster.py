@@ -30,16 +30,16 @@ from typing import Any
 
 import yaml
 
-from pytest_cilium_upgrade.sandbox.build import KUBERNETES_VERSION, Binaries
-from pytest_cilium_upgrade.sandbox.errors import SandboxError
-from pytest_cilium_upgrade.sandbox.faults import (
+from cilium_sandbox.build import KUBERNETES_VERSION, Binaries
+from cilium_sandbox.errors import SandboxError
+from cilium_sandbox.faults import (
     FAULT_CONDITION,
     FAULT_LABEL,
     ContainerLogs,
     PodFault,
 )
-from pytest_cilium_upgrade.sandbox.topology import Topology
-from pytest_cilium_upgrade.sandbox.watchdog import reap
+from cilium_sandbox.topology import Topology
+from cilium_sandbox.watchdog import reap
 
 LOOPBACK = "127.0.0.1"
 CLUSTER_NAME = "sandbox"
@@ -819,7 +819,7 @@ def _alive(pid: int) -> bool:
 
 
 def _data(name: str) -> str:
-    return resources.files("pytest_cilium_upgrade.sandbox").joinpath("data", name).read_text()
+    return resources.files("cilium_sandbox").joinpath("data", name).read_text()
 
 
 @contextlib.contextmanager
@@ -836,7 +836,7 @@ def guarded(sandbox: Sandbox, timeout: float = 180) -> Iterator[Sandbox]:
     """Like :func:`running`, plus a watchdog that stops the sandbox if this process dies."""
     sandbox.kwok_workdir.mkdir(parents=True, exist_ok=True)
     watchdog = subprocess.Popen(
-        [sys.executable, "-m", "pytest_cilium_upgrade.sandbox.watchdog",
+        [sys.executable, "-m", "cilium_sandbox.watchdog",
          str(os.getpid()), str(sandbox.kwok_workdir)],
         stdin=subprocess.DEVNULL,
         start_new_session=True,

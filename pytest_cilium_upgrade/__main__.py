@@ -1,3 +1,0 @@
-from pytest_cilium_upgrade.cli import main
-
-raise SystemExit(main())

@@ -1,0 +1,3 @@
+from cilium_sandbox.cli import main
+
+raise SystemExit(main())
