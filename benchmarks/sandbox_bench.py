@@ -48,8 +48,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int)
     args = parser.parse_args()
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     if args.cold:
         cold_build()
@@ -69,11 +68,15 @@ def main() -> None:
             box.down()
             downs.append(time.monotonic() - started)
     nodes = len(topology.nodes)
-    print(f"warm up to {nodes} nodes Ready: median {statistics.median(ups):.1f} s "
-          f"(min {min(ups):.1f}, max {max(ups):.1f}, {args.runs} runs)")
+    print(
+        f"warm up to {nodes} nodes Ready: median {statistics.median(ups):.1f} s "
+        f"(min {min(ups):.1f}, max {max(ups):.1f}, {args.runs} runs)"
+    )
     print(f"down: median {statistics.median(downs):.2f} s")
-    print(f"control-plane RSS after up (etcd, apiserver, controller-manager, scheduler, kwok): "
-          f"median {statistics.median(memory):.0f} MiB")
+    print(
+        f"control-plane RSS after up (etcd, apiserver, controller-manager, scheduler, kwok): "
+        f"median {statistics.median(memory):.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

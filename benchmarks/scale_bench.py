@@ -68,8 +68,14 @@ PREFLIGHT_DS = "cilium-pre-flight-check"
 PREFLIGHT_SELECTOR = "k8s-app=cilium-pre-flight-check"
 RECORDS_SELECTOR = "owner=helm,name in (cilium,cilium-preflight)"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
-PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
-                  "--set", "operator.enabled=false")
+PREFLIGHT_SETS = (
+    "--set",
+    "preflight.enabled=true",
+    "--set",
+    "agent=false",
+    "--set",
+    "operator.enabled=false",
+)
 # The upgrade guide's manual sequence, as run by hand with kubectl (what we time).
 MANUAL = (
     ("get", "ds", "-n", NS, PREFLIGHT_DS),
@@ -87,8 +93,13 @@ PYTEST_WRAPPER = (
     " file=sys.stderr)\n"
     "sys.exit(int(rc))\n"
 )
-TARGETS = {"requests": 20, "raw_ratio": 1.5, "manual_speedup": 5.0, "notice_s": 1.0,
-           "memory_mb": 200.0}
+TARGETS = {
+    "requests": 20,
+    "raw_ratio": 1.5,
+    "manual_speedup": 5.0,
+    "notice_s": 1.0,
+    "memory_mb": 200.0,
+}
 
 
 def log(msg: str) -> None:
@@ -177,8 +188,9 @@ def apiserver_requests(box: Sandbox) -> dict[str, float]:
         labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
         if labels.get("resource") == "leases":  # kwok's and the controllers' heartbeats
             continue
-        key = " ".join(x for x in (labels.get("verb"), labels.get("resource"),
-                                   labels.get("subresource")) if x)
+        key = " ".join(
+            x for x in (labels.get("verb"), labels.get("resource"), labels.get("subresource")) if x
+        )
         counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return counts
 
@@ -208,7 +220,8 @@ def snapshot_requests(
     helm_secrets = int(counted.get("LIST secrets", 0)) - ours
     res.helm_requests_by_op = {"LIST secrets": helm_secrets} if helm_secrets else {}
     res.apiserver_kube_by_op = {
-        op: n for op, n in counted.items() if not (op == "LIST secrets" and helm_secrets)}
+        op: n for op, n in counted.items() if not (op == "LIST secrets" and helm_secrets)
+    }
     if helm_secrets:
         res.apiserver_kube_by_op["LIST secrets"] = ours
     params = CheckParams(target_version=TARGET)
@@ -233,8 +246,11 @@ class Target:
         kube = Kube(str(self.kubeconfig), request_timeout=60)
         helm = Helm(binary=str(self.helm_binary), kubeconfig=self.kubeconfig, env=self.helm_env)
         request = CollectRequest(
-            namespace=NS, values_snapshot=self.values_snapshot, target_version=TARGET,
-            chart=ChartSource.parse(str(CHARTS), helm=helm), release_records="Secret",
+            namespace=NS,
+            values_snapshot=self.values_snapshot,
+            target_version=TARGET,
+            chart=ChartSource.parse(str(CHARTS), helm=helm),
+            release_records="Secret",
         )
         return kube, helm, request
 
@@ -272,8 +288,9 @@ def inproc_run(target: Target, res: SizeResult) -> None:
     calls = helms[-1].calls
     res.helm_calls_s.append(sum(c.seconds for c in calls))
     # version and the render run at once: the verdict waits for the longer one
-    res.helm_critical_s.append(max((c.seconds for c in calls if c.argv[1] in (
-        "version", "template")), default=0.0))
+    res.helm_critical_s.append(
+        max((c.seconds for c in calls if c.argv[1] in ("version", "template")), default=0.0)
+    )
     res.cluster_part.append(timed(cluster_verdict)[0])
     res.cluster_reads.append(timed(cluster_reads)[0])
     kube, helm, request = target.clients()
@@ -304,8 +321,9 @@ def raw_lists(target: Target, res: SizeResult) -> None:
                 core.list_namespaced_pod(NS, _preload_content=False),
                 apps.list_namespaced_daemon_set(NS, _preload_content=False),
                 apps.list_namespaced_deployment(NS, _preload_content=False),
-                core.list_namespaced_secret(NS, label_selector=RECORDS_SELECTOR,
-                                            _preload_content=False),
+                core.list_namespaced_secret(
+                    NS, label_selector=RECORDS_SELECTOR, _preload_content=False
+                ),
             ):
                 data = response.data
                 size += len(data)
@@ -323,17 +341,27 @@ def raw_lists(target: Target, res: SizeResult) -> None:
 
 def floors(target: Target, res: SizeResult) -> None:
     """What a verdict cannot go below: pytest's import, the render, the pods LIST."""
-    res.floor_pytest.append(timed(lambda: subprocess.run(
-        [sys.executable, "-c", "import pytest"], check=True, capture_output=True,
-        timeout=60))[0])
+    res.floor_pytest.append(
+        timed(
+            lambda: subprocess.run(
+                [sys.executable, "-c", "import pytest"], check=True, capture_output=True, timeout=60
+            )
+        )[0]
+    )
     _, helm, request = target.clients()
-    res.floor_render.append(timed(lambda: helm.template(
-        request.release, request.chart, TARGET, NS, values_files=[target.values_snapshot]))[0])
+    res.floor_render.append(
+        timed(
+            lambda: helm.template(
+                request.release, request.chart, TARGET, NS, values_files=[target.values_snapshot]
+            )
+        )[0]
+    )
     api = config.new_client_from_config(config_file=str(target.kubeconfig))
     try:
         core: Any = client.CoreV1Api(api)
-        res.floor_pods.append(timed(
-            lambda: core.list_namespaced_pod(NS, _preload_content=False).data)[0])
+        res.floor_pods.append(
+            timed(lambda: core.list_namespaced_pod(NS, _preload_content=False).data)[0]
+        )
     finally:
         api.close()
 
@@ -343,22 +371,30 @@ def manual_sequence(box: Sandbox, res: SizeResult) -> None:
 
     def run() -> None:
         for args in MANUAL:
-            subprocess.run([str(box.binaries.kubectl), *args], env=env, check=True,
-                           capture_output=True, timeout=120)
+            subprocess.run(
+                [str(box.binaries.kubectl), *args],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
 
     res.manual.append(timed(run)[0])
 
 
 def gate_command(box: Sandbox, workdir: Path, *extra: str) -> list[str]:
     return [
-        "--cilium-upgrade", "--cilium-phase=pre",
+        "--cilium-upgrade",
+        "--cilium-phase=pre",
         f"--cilium-kubeconfig={box.kubeconfig}",
         f"--cilium-helm={box.binaries.helm3}",
         f"--cilium-chart={CHARTS}",
         f"--cilium-target-version={TARGET}",
         f"--cilium-values-snapshot={workdir / 'cilium-values.yaml'}",
         f"--cilium-state-file={workdir / 'state.json'}",
-        "-p", "no:cacheprovider", "-q",
+        "-p",
+        "no:cacheprovider",
+        "-q",
         *extra,
     ]
 
@@ -379,12 +415,14 @@ def gate_run(box: Sandbox, workdir: Path, *extra: str) -> GateRun:
         argv = [time_bin, "-v", *argv]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CILIUM_UPGRADE_")}
     started = time.perf_counter()
-    proc = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    proc = subprocess.run(
+        argv, cwd=workdir, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"gate exited {proc.returncode}:\n{proc.stdout[-3000:]}\n"
-                           f"{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"gate exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+        )
     lines = proc.stdout.strip().splitlines()
     own = re.search(r"SELF_MAXRSS_KB=(\d+)", proc.stderr)
     tree = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
@@ -419,8 +457,7 @@ class NoticeRun:
 def notice_latency(box: Sandbox, kube: Kube, core: Any, victim: str) -> NoticeRun:
     """Delete ``victim``; time from the replacement pod's Ready event to the healthy DS."""
     initial = json.loads(
-        core.list_namespaced_pod(NS, label_selector=PREFLIGHT_SELECTOR,
-                                 _preload_content=False).data
+        core.list_namespaced_pod(NS, label_selector=PREFLIGHT_SELECTOR, _preload_content=False).data
     )
     initial_names = {p["metadata"]["name"] for p in initial["items"]}
     pod_open, ds_open, pod_done, ds_done = (threading.Event() for _ in range(4))
@@ -433,9 +470,13 @@ def notice_latency(box: Sandbox, kube: Kube, core: Any, victim: str) -> NoticeRu
         stream = watch.Watch()
         seen = 0
         try:
-            for event in stream.stream(core.list_namespaced_pod, NS,
-                                       label_selector=PREFLIGHT_SELECTOR,
-                                       deserialize=False, timeout_seconds=90):
+            for event in stream.stream(
+                core.list_namespaced_pod,
+                NS,
+                label_selector=PREFLIGHT_SELECTOR,
+                deserialize=False,
+                timeout_seconds=90,
+            ):
                 now = time.monotonic()
                 obj = event["object"]
                 name = obj["metadata"]["name"]
@@ -464,8 +505,7 @@ def notice_latency(box: Sandbox, kube: Kube, core: Any, victim: str) -> NoticeRu
                 ds_open.set()
                 if not deleted_at:
                     continue
-                ds_events.append((now, workload.healthy,
-                                  f"{workload.ready}/{workload.desired}"))
+                ds_events.append((now, workload.healthy, f"{workload.ready}/{workload.desired}"))
                 if not workload.healthy:
                     saw_unhealthy = True
                 elif saw_unhealthy or pod_done.is_set():
@@ -476,8 +516,10 @@ def notice_latency(box: Sandbox, kube: Kube, core: Any, victim: str) -> NoticeRu
             ds_open.set()
             ds_done.set()
 
-    threads = [threading.Thread(target=watch_pods, daemon=True),
-               threading.Thread(target=watch_ds, daemon=True)]
+    threads = [
+        threading.Thread(target=watch_pods, daemon=True),
+        threading.Thread(target=watch_ds, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     # both watches have delivered their initial state: they are open
@@ -506,9 +548,12 @@ def notice_latency(box: Sandbox, kube: Kube, core: Any, victim: str) -> NoticeRu
     if pod_ready.get("ltt"):
         ltt = datetime.fromisoformat(str(pod_ready["ltt"]).replace("Z", "+00:00")).timestamp()
         ltt_delay = ds_wall - ltt
-    return NoticeRun(delay, ltt_delay,
-                     f"{victim} -> {pod_ready['name']}; DaemonSet ready {trail}; "
-                     f"delete to pod Ready {float(pod_ready['t']) - deleted_at[0]:.3f}s")
+    return NoticeRun(
+        delay,
+        ltt_delay,
+        f"{victim} -> {pod_ready['name']}; DaemonSet ready {trail}; "
+        f"delete to pod Ready {float(pod_ready['t']) - deleted_at[0]:.3f}s",
+    )
 
 
 # ---------------------------------------------------------------------------- one size
@@ -521,8 +566,12 @@ def bench_size(nodes: int, runs: int, binaries: Any, up_timeout: float) -> SizeR
         workdir = Path(tmp)
         gate_dir = workdir / "gate"
         gate_dir.mkdir()
-        box = Sandbox(workdir / "sandbox", binaries, topology,
-                      progress=lambda msg: log(f"[{nodes} nodes] {msg}"))
+        box = Sandbox(
+            workdir / "sandbox",
+            binaries,
+            topology,
+            progress=lambda msg: log(f"[{nodes} nodes] {msg}"),
+        )
         res.load.append(loadavg())
         started = time.perf_counter()
         with guarded(box, timeout=up_timeout):  # down() in its finally, watchdog besides
@@ -539,17 +588,19 @@ def bench_size(nodes: int, runs: int, binaries: Any, up_timeout: float) -> SizeR
 
 def measure(box: Sandbox, kube: Kube, gate_dir: Path, runs: int, res: SizeResult) -> None:
     # warm-up (not timed): writes the values snapshot the pre checks compare against
-    res.gate_outcome = gate_run(box, gate_dir, "--cilium-write-snapshot",
-                                "--cilium-overwrite-snapshot").outcome
+    res.gate_outcome = gate_run(
+        box, gate_dir, "--cilium-write-snapshot", "--cilium-overwrite-snapshot"
+    ).outcome
     log(f"[{res.nodes} nodes] gate warm-up: {res.gate_outcome}")
-    target = Target(box.kubeconfig, box.binaries.helm3, box.env(),
-                    gate_dir / "cilium-values.yaml")
+    target = Target(box.kubeconfig, box.binaries.helm3, box.env(), gate_dir / "cilium-values.yaml")
     counting_kube, helm, request = target.clients()
     with counting_kube:
         snapshot_requests(box, counting_kube, helm, request, res)
-    log(f"[{res.nodes} nodes] one snapshot: {res.requests} API requests (gate client), "
+    log(
+        f"[{res.nodes} nodes] one snapshot: {res.requests} API requests (gate client), "
         f"{res.helm_calls} helm calls making {sum(res.helm_requests_by_op.values())}, "
-        f"{res.pods} pods, verdicts {res.verdicts}")
+        f"{res.pods} pods, verdicts {res.verdicts}"
+    )
     for run in range(runs):
         before = apiserver_requests(box) if run == 0 else {}
         gate = gate_run(box, gate_dir)
@@ -565,23 +616,30 @@ def measure(box: Sandbox, kube: Kube, gate_dir: Path, runs: int, res: SizeResult
         raw_lists(target, res)
         floors(target, res)
         manual_sequence(box, res)
-        log(f"[{res.nodes} nodes] run {run + 1}: gate {gate.wall_s:.2f}s ({gate.outcome}; "
+        log(
+            f"[{res.nodes} nodes] run {run + 1}: gate {gate.wall_s:.2f}s ({gate.outcome}; "
             f"start-up {res.gate_startup[-1]:.2f}s), in-process {res.inproc[-1]:.3f}s, "
             f"raw LISTs {res.raw_lists[-1]:.3f}s, manual {res.manual[-1]:.2f}s, "
-            f"RSS {gate.self_rss_mb} MB")
+            f"RSS {gate.self_rss_mb} MB"
+        )
     api = config.new_client_from_config(config_file=str(box.kubeconfig))
     try:
         core: Any = client.CoreV1Api(api)
         victims = sorted(
             p["metadata"]["name"]
-            for p in json.loads(core.list_namespaced_pod(
-                NS, label_selector=PREFLIGHT_SELECTOR, _preload_content=False).data)["items"]
+            for p in json.loads(
+                core.list_namespaced_pod(
+                    NS, label_selector=PREFLIGHT_SELECTOR, _preload_content=False
+                ).data
+            )["items"]
         )
         for run in range(runs):
             outcome = notice_latency(box, kube, core, victims[run * len(victims) // runs])
-            log(f"[{res.nodes} nodes] notice run {run + 1}: "
+            log(
+                f"[{res.nodes} nodes] notice run {run + 1}: "
                 f"{'-' if outcome.delay_s is None else f'{outcome.delay_s:.3f}s'} "
-                f"({outcome.detail})")
+                f"({outcome.detail})"
+            )
             if outcome.delay_s is None:
                 res.notes.append(f"notice run {run + 1}: {outcome.detail}")
                 continue
@@ -600,11 +658,19 @@ def loadavg() -> str:
 
 
 def machine() -> list[str]:
-    cpu = next((line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal:"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
     import kubernetes
     import pytest
 
@@ -642,86 +708,134 @@ def report(results: Sequence[SizeResult], runs: int) -> None:
         # GET /openapi/v3) is not made by every helm call and is listed, not counted
         helm_requests = sum(n for op, n in r.helm_requests_by_op.items() if "secrets" in op)
         gate_requests = sum(r.apiserver_gate_by_op.values())
-        print(f"\n== {r.nodes} nodes: {r.pods} pods in {NS}; sandbox up {r.up_s:.1f}s, "
-              f"install {r.install_s:.1f}s; gate warm-up: {r.gate_outcome}; "
-              f"in-process verdicts {r.verdicts}")
-        print(f"API requests, gate's client (Kube.requests): {r.requests} "
-              f"{json.dumps(r.requests_by_op, sort_keys=True)}")
-        print("  as counted by the apiserver: "
-              f"{json.dumps(r.apiserver_kube_by_op, sort_keys=True)}")
-        print(f"helm subprocesses: {r.helm_calls}, making {helm_requests} API requests "
-              f"{json.dumps(r.helm_requests_by_op, sort_keys=True)}")
-        print(f"whole gate subprocess as counted by the apiserver: {gate_requests} "
-              f"{json.dumps(r.apiserver_gate_by_op, sort_keys=True)}")
-        print(f"gate subprocess wall: {gate:.3f}s {[round(x, 3) for x in r.gate_wall]}; "
-              f"its start-up alone (--collect-only): {median(r.gate_startup):.3f}s")
-        print(f"in-process collect()+pre checks: {inproc:.3f}s (helm processes "
-              f"{median(r.helm_calls_s):.3f}s in all, the longer of version and template "
-              f"{median(r.helm_critical_s):.3f}s; "
-              f"checks {median(r.inproc_checks) * 1000:.1f} ms); "
-              f"cluster part (cluster reads + cluster-only checks): {cluster:.3f}s")
-        print(f"cluster reads alone (collect without helm): {median(r.cluster_reads):.3f}s; "
-              f"slowest check: " + ", ".join(
-                  f"{k} {ms(median(v))} ({len(v)}x)" for k, v in r.slowest_check.items()))
-        print(f"raw LISTs ({r.raw_bytes / 1024:.0f} KiB): {raw:.3f}s, with json.loads "
-              f"{median(r.raw_decoded):.3f}s; manual kubectl sequence: {manual:.3f}s")
+        print(
+            f"\n== {r.nodes} nodes: {r.pods} pods in {NS}; sandbox up {r.up_s:.1f}s, "
+            f"install {r.install_s:.1f}s; gate warm-up: {r.gate_outcome}; "
+            f"in-process verdicts {r.verdicts}"
+        )
+        print(
+            f"API requests, gate's client (Kube.requests): {r.requests} "
+            f"{json.dumps(r.requests_by_op, sort_keys=True)}"
+        )
+        print(
+            f"  as counted by the apiserver: {json.dumps(r.apiserver_kube_by_op, sort_keys=True)}"
+        )
+        print(
+            f"helm subprocesses: {r.helm_calls}, making {helm_requests} API requests "
+            f"{json.dumps(r.helm_requests_by_op, sort_keys=True)}"
+        )
+        print(
+            f"whole gate subprocess as counted by the apiserver: {gate_requests} "
+            f"{json.dumps(r.apiserver_gate_by_op, sort_keys=True)}"
+        )
+        print(
+            f"gate subprocess wall: {gate:.3f}s {[round(x, 3) for x in r.gate_wall]}; "
+            f"its start-up alone (--collect-only): {median(r.gate_startup):.3f}s"
+        )
+        print(
+            f"in-process collect()+pre checks: {inproc:.3f}s (helm processes "
+            f"{median(r.helm_calls_s):.3f}s in all, the longer of version and template "
+            f"{median(r.helm_critical_s):.3f}s; "
+            f"checks {median(r.inproc_checks) * 1000:.1f} ms); "
+            f"cluster part (cluster reads + cluster-only checks): {cluster:.3f}s"
+        )
+        print(
+            f"cluster reads alone (collect without helm): {median(r.cluster_reads):.3f}s; "
+            f"slowest check: "
+            + ", ".join(f"{k} {ms(median(v))} ({len(v)}x)" for k, v in r.slowest_check.items())
+        )
+        print(
+            f"raw LISTs ({r.raw_bytes / 1024:.0f} KiB): {raw:.3f}s, with json.loads "
+            f"{median(r.raw_decoded):.3f}s; manual kubectl sequence: {manual:.3f}s"
+        )
         print(f"load average (1, 5, 15 min) before / after: {' / '.join(r.load)}")
         if r.notice:
-            print(f"notice latency: {[ms(x) for x in r.notice]}; after the Ready condition's "
-                  f"lastTransitionTime (1 s resolution): {[f'{x:.2f}s' for x in r.notice_ltt]}")
-        print(f"peak RSS of the pytest process: {[round(x) for x in r.rss_self_mb]} MB; "
-              f"/usr/bin/time -v maximum (with waited-for helm): "
-              f"{[round(x) for x in r.rss_tree_mb]} MB")
+            print(
+                f"notice latency: {[ms(x) for x in r.notice]}; after the Ready condition's "
+                f"lastTransitionTime (1 s resolution): {[f'{x:.2f}s' for x in r.notice_ltt]}"
+            )
+        print(
+            f"peak RSS of the pytest process: {[round(x) for x in r.rss_self_mb]} MB; "
+            f"/usr/bin/time -v maximum (with waited-for helm): "
+            f"{[round(x) for x in r.rss_tree_mb]} MB"
+        )
         for note in r.notes:
             print(f"note: {note}")
         total_requests = r.requests + helm_requests
-        row("API requests: gate client + helm (target <= 20)", [
-            f"{r.requests} + {helm_requests} = {total_requests} "
-            f"({verdict(total_requests <= TARGETS['requests'])})"])
+        row(
+            "API requests: gate client + helm (target <= 20)",
+            [
+                f"{r.requests} + {helm_requests} = {total_requests} "
+                f"({verdict(total_requests <= TARGETS['requests'])})"
+            ],
+        )
         row("helm subprocesses", [str(r.helm_calls)])
         row("whole gate subprocess, as counted by the apiserver", [str(gate_requests)])
         row("gate subprocess wall", [f"{gate:.2f} s"])
         row("  of which pytest start-up (--collect-only)", [f"{median(r.gate_startup):.2f} s"])
         row("in-process collect() + pre checks", [ms(inproc)])
-        row("  helm processes, summed (concurrent with the reads)",
-            [ms(median(r.helm_calls_s))])
+        row("  helm processes, summed (concurrent with the reads)", [ms(median(r.helm_calls_s))])
         row("  the longer of helm version and helm template", [ms(median(r.helm_critical_s))])
         row("  cluster part (reads + cluster-only checks)", [ms(cluster)])
         row("  cluster reads alone", [ms(median(r.cluster_reads))])
         row("  all pre checks (pure, on the snapshot)", [ms(median(r.inproc_checks))])
         row("raw LISTs (bytes)", [ms(raw)])
         row("raw LISTs + json.loads", [ms(median(r.raw_decoded))])
-        row("in-process / raw (target <= 1.5x)", [
-            f"{inproc / raw:.1f}x ({verdict(inproc / raw <= TARGETS['raw_ratio'])})"])
+        row(
+            "in-process / raw (target <= 1.5x)",
+            [f"{inproc / raw:.1f}x ({verdict(inproc / raw <= TARGETS['raw_ratio'])})"],
+        )
         row("  cluster part / raw", [f"{cluster / raw:.2f}x"])
-        row("  cluster reads alone / raw + json.loads",
-            [f"{median(r.cluster_reads) / median(r.raw_decoded):.2f}x"])
+        row(
+            "  cluster reads alone / raw + json.loads",
+            [f"{median(r.cluster_reads) / median(r.raw_decoded):.2f}x"],
+        )
         row("manual kubectl sequence", [ms(manual)])
-        row("manual / gate subprocess (target >= 5x)", [
-            f"{manual / gate:.2f}x ({verdict(manual / gate >= TARGETS['manual_speedup'])})"])
+        row(
+            "manual / gate subprocess (target >= 5x)",
+            [f"{manual / gate:.2f}x ({verdict(manual / gate >= TARGETS['manual_speedup'])})"],
+        )
         row("manual / in-process", [f"{manual / inproc:.2f}x"])
         budget_manual = manual / TARGETS["manual_speedup"]
         budget_raw = raw * TARGETS["raw_ratio"]
         row("time the targets allow: manual / 5", [ms(budget_manual)])
         row("time the targets allow: 1.5 x raw", [ms(budget_raw)])
-        row("floor: `python -c 'import pytest'`", [
-            f"{ms(median(r.floor_pytest))} ({median(r.floor_pytest) / budget_manual:.1f}x "
-            "manual / 5)"])
-        row("floor: the `helm template` alone", [
-            f"{ms(median(r.floor_render))} ({median(r.floor_render) / budget_raw:.2f}x "
-            "1.5 x raw)"])
-        row("floor: the raw pods LIST alone", [
-            f"{ms(median(r.floor_pods))} ({median(r.floor_pods) / budget_manual:.2f}x "
-            "manual / 5)"])
+        row(
+            "floor: `python -c 'import pytest'`",
+            [
+                f"{ms(median(r.floor_pytest))} ({median(r.floor_pytest) / budget_manual:.1f}x "
+                "manual / 5)"
+            ],
+        )
+        row(
+            "floor: the `helm template` alone",
+            [
+                f"{ms(median(r.floor_render))} ({median(r.floor_render) / budget_raw:.2f}x "
+                "1.5 x raw)"
+            ],
+        )
+        row(
+            "floor: the raw pods LIST alone",
+            [
+                f"{ms(median(r.floor_pods))} ({median(r.floor_pods) / budget_manual:.2f}x "
+                "manual / 5)"
+            ],
+        )
         if r.notice:
-            row("notice latency, max (target < 1 s)", [
-                f"{ms(max(r.notice))} ({verdict(max(r.notice) < TARGETS['notice_s'])})"])
+            row(
+                "notice latency, max (target < 1 s)",
+                [f"{ms(max(r.notice))} ({verdict(max(r.notice) < TARGETS['notice_s'])})"],
+            )
         else:
             row("notice latency, max (target < 1 s)", ["not measured"])
         if r.rss_self_mb:
-            row("peak RSS of pytest, max (target < 200 MB)", [
-                f"{max(r.rss_self_mb):.0f} MB "
-                f"({verdict(max(r.rss_self_mb) < TARGETS['memory_mb'])})"])
+            row(
+                "peak RSS of pytest, max (target < 200 MB)",
+                [
+                    f"{max(r.rss_self_mb):.0f} MB "
+                    f"({verdict(max(r.rss_self_mb) < TARGETS['memory_mb'])})"
+                ],
+            )
             row("  /usr/bin/time -v maximum", [f"{max(r.rss_tree_mb):.0f} MB"])
     # one Markdown table, a column per size
     names = list(dict.fromkeys(name for name, _ in rows))
@@ -747,8 +861,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--nodes", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--up-timeout", type=float, default=600.0,
-                        help="seconds for the sandbox to have every node Ready")
+    parser.add_argument(
+        "--up-timeout",
+        type=float,
+        default=600.0,
+        help="seconds for the sandbox to have every node Ready",
+    )
     args = parser.parse_args()
     if any(n < 2 for n in args.nodes) or args.runs < 1:
         parser.error("--nodes must be 2 or more, --runs 1 or more")

@@ -884,8 +884,7 @@ class Settings:
             )
         if self.perform_upgrade and self.target_version is None:
             problems.append(
-                f"{opt('perform_upgrade')} needs --cilium-target-version: the version to"
-                " upgrade to"
+                f"{opt('perform_upgrade')} needs --cilium-target-version: the version to upgrade to"
             )
         if self.perform_upgrade and self.phase != "all":
             problems.append(

@@ -35,9 +35,7 @@ def dump_values(values: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(values), sort_keys=True, default_flow_style=False)
 
 
-def write_values_snapshot(
-    path: Path, values: Mapping[str, Any], *, overwrite: bool = False
-) -> str:
+def write_values_snapshot(path: Path, values: Mapping[str, Any], *, overwrite: bool = False) -> str:
     """Write ``values`` to ``path``; returns what happened (for the report).
 
     Returns ``"written"``, ``"unchanged"`` (same values already there) or
@@ -66,9 +64,7 @@ def write_values_snapshot(
         prefix, suffix = _temporary_affixes(path.name)
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     except OSError as exc:
-        raise GateError(
-            f"cannot write values snapshot {path}: {exc.strerror or exc}"
-        ) from None
+        raise GateError(f"cannot write values snapshot {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w") as handle:  # mkstemp creates the file 0600
             handle.write(text)
@@ -92,8 +88,9 @@ def _remove_stale_temporaries(directory: Path, name: str) -> None:
     cutoff = time.time() - _STALE_TMP_SECONDS
     prefix, suffix = _temporary_affixes(name)  # compared, not globbed
     try:
-        leftovers = [p for p in directory.iterdir()
-                     if p.name.startswith(prefix) and p.name.endswith(suffix)]
+        leftovers = [
+            p for p in directory.iterdir() if p.name.startswith(prefix) and p.name.endswith(suffix)
+        ]
     except OSError:
         return
     for leftover in leftovers:

@@ -243,9 +243,7 @@ class Kube:
                     message += f" (gave up after {attempt} attempts)"
                 raise ApiError(status, str(exc.reason or ""), message) from None
             except urllib3.exceptions.HTTPError as exc:
-                if attempt <= self.retries and isinstance(
-                    exc, urllib3.exceptions.ProtocolError
-                ):
+                if attempt <= self.retries and isinstance(exc, urllib3.exceptions.ProtocolError):
                     self._sleep(self._delay(attempt, None))
                     continue
                 # urllib3 2 derives NewConnectionError (refused, no such host) from
@@ -288,8 +286,12 @@ class Kube:
         if body is not None:
             headers["Content-Type"] = "application/json"
         serialized = self._api.param_serialize(
-            method=method, resource_path=path, query_params=list(query) or None,
-            header_params=headers, body=body, auth_settings=["BearerToken"],
+            method=method,
+            resource_path=path,
+            query_params=list(query) or None,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
         )
         deadline = time.monotonic() + self.request_timeout
         response: Any = self._api.call_api(*serialized, _request_timeout=self.request_timeout)
@@ -316,8 +318,14 @@ class Kube:
         return data
 
     def _get_json(
-        self, operation: str, verb: str, resource: str, namespace: str | None,
-        method: str, path: str, query: Iterable[tuple[str, str]] = (),
+        self,
+        operation: str,
+        verb: str,
+        resource: str,
+        namespace: str | None,
+        method: str,
+        path: str,
+        query: Iterable[tuple[str, str]] = (),
         body: JSONDict | None = None,
     ) -> JSONDict:
         def request() -> JSONDict:
@@ -327,8 +335,13 @@ class Kube:
         return self._call(operation, verb, resource, namespace, request)
 
     def _list(
-        self, kind: str, resource: str, path: str, namespace: str | None,
-        selector: str | None = None, shape: type[Any] | None = None,
+        self,
+        kind: str,
+        resource: str,
+        path: str,
+        namespace: str | None,
+        selector: str | None = None,
+        shape: type[Any] | None = None,
     ) -> list[JSONDict]:
         """The items of a LIST; with a ``shape`` (of :mod:`api_shapes`), only its fields."""
         query = [("labelSelector", selector)] if selector else []
@@ -348,30 +361,56 @@ class Kube:
         return self._list("Node", "nodes", "/api/v1/nodes", None, shape=api_shapes.NodeList)
 
     def list_pods(self, namespace: str, selector: str | None = None) -> list[JSONDict]:
-        return self._list("Pod", "pods", _core_path(namespace, "pods"), namespace, selector,
-                          shape=api_shapes.PodList)
+        return self._list(
+            "Pod",
+            "pods",
+            _core_path(namespace, "pods"),
+            namespace,
+            selector,
+            shape=api_shapes.PodList,
+        )
 
     def list_daemonsets(self, namespace: str) -> list[JSONDict]:
-        return self._list("DaemonSet", "daemonsets.apps", _apps_path(namespace, "daemonsets"),
-                          namespace, shape=api_shapes.WorkloadList)
+        return self._list(
+            "DaemonSet",
+            "daemonsets.apps",
+            _apps_path(namespace, "daemonsets"),
+            namespace,
+            shape=api_shapes.WorkloadList,
+        )
 
     def list_deployments(self, namespace: str) -> list[JSONDict]:
-        return self._list("Deployment", "deployments.apps",
-                          _apps_path(namespace, "deployments"), namespace,
-                          shape=api_shapes.WorkloadList)
+        return self._list(
+            "Deployment",
+            "deployments.apps",
+            _apps_path(namespace, "deployments"),
+            namespace,
+            shape=api_shapes.WorkloadList,
+        )
 
     def list_release_records(
         self, namespace: str, releases: Iterable[str], kind: str = "Secret"
     ) -> list[JSONDict]:
         """Helm's release records (Secrets or ConfigMaps) of ``releases``, every revision."""
         resource = "configmaps" if kind == "ConfigMap" else "secrets"
-        return self._list(kind, resource, _core_path(namespace, resource), namespace,
-                          release_records.selector(releases))
+        return self._list(
+            kind,
+            resource,
+            _core_path(namespace, resource),
+            namespace,
+            release_records.selector(releases),
+        )
 
     def namespace_exists(self, namespace: str) -> bool:
         try:
-            self._get_json("get namespace", "get", "namespaces", None,
-                           "GET", f"/api/v1/namespaces/{_q(namespace)}")
+            self._get_json(
+                "get namespace",
+                "get",
+                "namespaces",
+                None,
+                "GET",
+                f"/api/v1/namespaces/{_q(namespace)}",
+            )
         except NotFound:
             return False
         return True
@@ -395,8 +434,7 @@ class Kube:
             query.append(("tailLines", str(tail_lines)))
 
         def request() -> str:
-            body = self._send("GET", _core_path(namespace, "pods", pod, "log"), query,
-                              accept="*/*")
+            body = self._send("GET", _core_path(namespace, "pods", pod, "log"), query, accept="*/*")
             return body.decode(errors="replace")
 
         try:
@@ -430,8 +468,11 @@ class Kube:
         only 429/5xx) when the time is up, raises :class:`ApiUnreachable` saying since
         when and with which error; other refusals (401, 403, ...) are raised at once.
         """
-        list_fn = (self._apps.list_namespaced_daemon_set if kind == "DaemonSet"
-                   else self._apps.list_namespaced_deployment)
+        list_fn = (
+            self._apps.list_namespaced_daemon_set
+            if kind == "DaemonSet"
+            else self._apps.list_namespaced_deployment
+        )
         resource = "daemonsets.apps" if kind == "DaemonSet" else "deployments.apps"
         deadline = time.monotonic() + timeout_s
         # the outage under way: when the first failed attempt was, how many, the last error
@@ -450,13 +491,20 @@ class Kube:
             stream = watch.Watch()
 
             def events(remaining: float = remaining, stream: Any = stream) -> Any:
-                return iter(stream.stream(
-                    opened, namespace, field_selector=f"metadata.name={name}",
-                    timeout_seconds=max(1, int(remaining)), deserialize=False,
-                    # never block connecting past the deadline (a black-holed address)
-                    _request_timeout=(min(self.request_timeout, max(1.0, remaining)),
-                                      remaining + 5),
-                ))
+                return iter(
+                    stream.stream(
+                        opened,
+                        namespace,
+                        field_selector=f"metadata.name={name}",
+                        timeout_seconds=max(1, int(remaining)),
+                        deserialize=False,
+                        # never block connecting past the deadline (a black-holed address)
+                        _request_timeout=(
+                            min(self.request_timeout, max(1.0, remaining)),
+                            remaining + 5,
+                        ),
+                    )
+                )
 
             try:
                 iterator = self._call(f"watch {resource}", "watch", resource, namespace, events)
@@ -514,9 +562,7 @@ class Kube:
         return text
 
     # ------------------------------------------------------------------ the upgrade lock
-    def acquire_lease(
-        self, namespace: str, name: str, holder: str, duration_s: int
-    ) -> None:
+    def acquire_lease(self, namespace: str, name: str, holder: str, duration_s: int) -> None:
         """Take (or renew) the Lease ``name`` for ``holder``; raise LockHeld if another holds it.
 
         An expired lease (renewTime + leaseDurationSeconds in the past) is taken over.
@@ -531,12 +577,22 @@ class Kube:
                 "renewTime": _micro(now),
             }
             if lease is None:
-                body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                        "metadata": {"name": name, "namespace": namespace},
-                        "spec": {**spec, "acquireTime": _micro(now)}}
+                body = {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": {**spec, "acquireTime": _micro(now)},
+                }
                 try:
-                    self._get_json("create leases", "create", LEASES, namespace,
-                                   "POST", _lease_path(namespace), body=body)
+                    self._get_json(
+                        "create leases",
+                        "create",
+                        LEASES,
+                        namespace,
+                        "POST",
+                        _lease_path(namespace),
+                        body=body,
+                    )
                     return
                 except ApiError as exc:
                     if exc.status == 409:  # created by someone else meanwhile: look again
@@ -551,8 +607,15 @@ class Kube:
                 spec["acquireTime"] = _micro(now)
             body = {**lease, "spec": {**current, **spec}}
             try:
-                self._get_json("update leases", "update", LEASES, namespace,
-                               "PUT", _lease_path(namespace, name), body=body)
+                self._get_json(
+                    "update leases",
+                    "update",
+                    LEASES,
+                    namespace,
+                    "PUT",
+                    _lease_path(namespace, name),
+                    body=body,
+                )
                 return
             except ApiError as exc:
                 if exc.status == 409:  # changed since we read it: read again
@@ -567,17 +630,24 @@ class Kube:
             return False
         version = (lease.get("metadata") or {}).get("resourceVersion")
         try:
-            self._get_json("delete leases", "delete", LEASES, namespace,
-                           "DELETE", _lease_path(namespace, name),
-                           body={"preconditions": {"resourceVersion": version}})
+            self._get_json(
+                "delete leases",
+                "delete",
+                LEASES,
+                namespace,
+                "DELETE",
+                _lease_path(namespace, name),
+                body={"preconditions": {"resourceVersion": version}},
+            )
         except (NotFound, ApiError):
             return False
         return True
 
     def _read_lease(self, namespace: str, name: str) -> JSONDict | None:
         try:
-            return self._get_json("get leases", "get", LEASES, namespace,
-                                  "GET", _lease_path(namespace, name))
+            return self._get_json(
+                "get leases", "get", LEASES, namespace, "GET", _lease_path(namespace, name)
+            )
         except NotFound:
             return None
 
@@ -601,9 +671,13 @@ class Kube:
             }
             answers.append(
                 self._get_json(
-                    "create selfsubjectaccessreviews", "create",
-                    "selfsubjectaccessreviews.authorization.k8s.io", None,
-                    "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=body,
+                    "create selfsubjectaccessreviews",
+                    "create",
+                    "selfsubjectaccessreviews.authorization.k8s.io",
+                    None,
+                    "POST",
+                    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                    body=body,
                 )
             )
         return answers
@@ -622,8 +696,9 @@ def _apps_path(namespace: str, resource: str, *rest: str) -> str:
 
 
 def _lease_path(namespace: str, *name: str) -> str:
-    return "/".join(["/apis/coordination.k8s.io/v1/namespaces", _q(namespace), "leases",
-                     *map(_q, name)])
+    return "/".join(
+        ["/apis/coordination.k8s.io/v1/namespaces", _q(namespace), "leases", *map(_q, name)]
+    )
 
 
 def _now() -> datetime:

@@ -517,11 +517,13 @@ def cluster_reachable_and_access_allowed(
         # the checks that need the cluster are skipped on a partial read: this one fails,
         # or the gate would pass without having judged the cluster
         return _fail(
-            f"cluster reachable{server} but not all of it could be read: "
-            f"{snapshot.read_errors[0]}",
-            [*snapshot.read_errors, *unknown,
-             "the checks that need the cluster judge nothing from a partial read; a read"
-             " that timed out may need more time (--cilium-request-timeout)"],
+            f"cluster reachable{server} but not all of it could be read: {snapshot.read_errors[0]}",
+            [
+                *snapshot.read_errors,
+                *unknown,
+                "the checks that need the cluster judge nothing from a partial read; a read"
+                " that timed out may need more time (--cilium-request-timeout)",
+            ],
         )
     if unknown:
         return _warn(f"cluster reachable{server}; some access was not reviewed", unknown)
@@ -532,35 +534,47 @@ def cluster_reachable_and_access_allowed(
 
 def _api_failure(error: str, status: int | None, no_answer: bool = False) -> CheckResult:
     if status == 429:
-        return _fail("API server is throttling the gate (429 Too Many Requests)", [
-            error,
-            "it refused every retry (API Priority and Fairness or max-inflight limits): run the"
-            " gate when the control plane is less busy, or give its identity a FlowSchema"
-            " with more concurrency",
-        ])
+        return _fail(
+            "API server is throttling the gate (429 Too Many Requests)",
+            [
+                error,
+                "it refused every retry (API Priority and Fairness or max-inflight limits): run the"
+                " gate when the control plane is less busy, or give its identity a FlowSchema"
+                " with more concurrency",
+            ],
+        )
     if status is not None and status >= 500:
-        return _fail(f"API server failing ({status})", [
-            error, "it is reachable but answers errors: check its health and etcd's"])
+        return _fail(
+            f"API server failing ({status})",
+            [error, "it is reachable but answers errors: check its health and etcd's"],
+        )
     if status is not None:
         return _fail(f"API server refused the first request ({status})", [error])
     if no_answer:
-        return _fail("API server did not answer within the request timeout", [
-            error,
-            "it was reached and asked, but sent no answer in time: it is up but slow or"
-            " overloaded (API Priority and Fairness may be queuing the gate's requests);"
-            " run the gate when the control plane is less busy, or allow more time with"
-            " --cilium-request-timeout",
-        ])
-    return _fail("cluster unreachable",
-                 [error, "check the kubeconfig/context and that the API server is up"])
+        return _fail(
+            "API server did not answer within the request timeout",
+            [
+                error,
+                "it was reached and asked, but sent no answer in time: it is up but slow or"
+                " overloaded (API Priority and Fairness may be queuing the gate's requests);"
+                " run the gate when the control plane is less busy, or allow more time with"
+                " --cilium-request-timeout",
+            ],
+        )
+    return _fail(
+        "cluster unreachable", [error, "check the kubeconfig/context and that the API server is up"]
+    )
 
 
 def _release_unreadable(snapshot: ClusterSnapshot) -> CheckResult:
-    return _fail("release state unreadable", [
-        snapshot.release_error or "",
-        "the checks read it from Helm's release records: the identity needs get/list on"
-        " them (Secrets, or ConfigMaps with HELM_DRIVER=configmap) in the release namespace",
-    ])
+    return _fail(
+        "release state unreadable",
+        [
+            snapshot.release_error or "",
+            "the checks read it from Helm's release records: the identity needs get/list on"
+            " them (Secrets, or ConfigMaps with HELM_DRIVER=configmap) in the release namespace",
+        ],
+    )
 
 
 def helm_client_supported(snapshot: ClusterSnapshot, params: CheckParams) -> CheckResult:
@@ -866,8 +880,10 @@ def values_snapshot_matches_live(snapshot: ClusterSnapshot, params: CheckParams)
             [f"save one: {get_values} > values.yaml; chmod 600 values.yaml"],
         )
     if vs.write_error:
-        return _fail(f"--cilium-write-snapshot did not write {vs.path}: {vs.write_error}",
-                     [f"save one: {get_values} > {vs.path}"] if not vs.exists else [])
+        return _fail(
+            f"--cilium-write-snapshot did not write {vs.path}: {vs.write_error}",
+            [f"save one: {get_values} > {vs.path}"] if not vs.exists else [],
+        )
     if not vs.exists:
         return _fail(
             f"values snapshot {vs.path} does not exist", [f"save one: {get_values} > {vs.path}"]
@@ -976,7 +992,9 @@ def preflight_coverage(snapshot: ClusterSnapshot, params: CheckParams) -> Covera
     node_map = {n.name: n for n in snapshot.nodes}
     # the pods per topology domain are the same for every node: count them once
     affinity_counts = affinity_domain_counts(
-        ds.scheduling.required_pod_affinity, pods=snapshot.pods, nodes=node_map,
+        ds.scheduling.required_pod_affinity,
+        pods=snapshot.pods,
+        nodes=node_map,
         pod_namespace=ds.namespace,
     )
     eligible: list[str] = []
@@ -1431,8 +1449,9 @@ def run_check(
 ) -> CheckResult:
     """Run one check: SKIP if what it needs is unreachable, and redact its messages."""
     if spec.needs_cluster and snapshot.api_error:
-        summary = _api_failure(snapshot.api_error, snapshot.api_status,
-                               snapshot.api_no_answer).summary
+        summary = _api_failure(
+            snapshot.api_error, snapshot.api_status, snapshot.api_no_answer
+        ).summary
         result = _skip(f"{summary} (see cluster_reachable_and_access_allowed)")
     elif spec.needs_cluster and snapshot.read_errors:
         result = _skip(

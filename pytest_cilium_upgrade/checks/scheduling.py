@@ -262,7 +262,10 @@ def pod_affinity_mismatch(
             return f"required pod affinity to {term}: node has no label {term.topology_key}"
     if counts is None:
         counts = affinity_domain_counts(
-            terms, pods=pods, nodes=nodes, pod_namespace=pod_namespace,
+            terms,
+            pods=pods,
+            nodes=nodes,
+            pod_namespace=pod_namespace,
             namespace_labels=ns_labels,
         )
     missing = [

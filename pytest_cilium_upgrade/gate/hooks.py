@@ -144,8 +144,9 @@ class StepItem(pytest.Item):
         self.row_text = message
         self.user_properties.append(("step", message))
         self.add_report_section("call", "step", message)
-        _write_progress(self.config, f"{VIRTUAL_FILE}::{self.step.phase}::{self.step.name}: "
-                                     f"{message}")
+        _write_progress(
+            self.config, f"{VIRTUAL_FILE}::{self.step.phase}::{self.step.name}: {message}"
+        )
 
     def repr_failure(
         self,
@@ -161,8 +162,11 @@ class StepItem(pytest.Item):
         return redact(str(super().repr_failure(excinfo, style=style)))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return (self.path, None,
-                f"{VIRTUAL_FILE}::{self.step.phase}::{self.step.name}: {self.step.doc}")
+        return (
+            self.path,
+            None,
+            f"{VIRTUAL_FILE}::{self.step.phase}::{self.step.name}: {self.step.doc}",
+        )
 
 
 def _write_progress(config: pytest.Config, line: str) -> None:
@@ -246,8 +250,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     deselected: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker(MARKER)
-        if (marker is not None and not isinstance(item, CheckItem | StepItem)
-                and phase not in ("all", marker_phase(item, marker))):
+        if (
+            marker is not None
+            and not isinstance(item, CheckItem | StepItem)
+            and phase not in ("all", marker_phase(item, marker))
+        ):
             deselected.append(item)
         else:
             keep.append(item)
@@ -309,7 +316,6 @@ def _refuse_duplicate_checks(items: list[pytest.Item]) -> None:
         seen.add(item.nodeid)
 
 
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if GATE_KEY not in config.stash:
         return
@@ -333,8 +339,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     rows = gate.rows
     if not rows:
         return
-    text = markdown_summary(rows, gate.properties("post" if gate.has("post") else "pre"),
-                            notes=gate.notes)
+    text = markdown_summary(
+        rows, gate.properties("post" if gate.has("post") else "pre"), notes=gate.notes
+    )
     for target in gate.settings.summary_paths:
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(text)
@@ -358,8 +365,10 @@ def _finish_flow(session: pytest.Session, gate: GateSession) -> None:
             f"the pre-upgrade revision was {flow.state.pre_revision}"
         )
     if flow.state.rolled_back:
-        gate.notes.append(f"rolled back to revision {flow.state.pre_revision}: the upgrade "
-                          "did not pass; the job fails")
+        gate.notes.append(
+            f"rolled back to revision {flow.state.pre_revision}: the upgrade "
+            "did not pass; the job fails"
+        )
     for note in gate.notes:
         _write_progress(session.config, f"cilium-upgrade: {note}")
 

@@ -128,14 +128,14 @@ class GateSession:
             self._cluster_error = str(exc)
         try:
             self._helm = Helm(
-                binary=s.helm, kubeconfig=s.kubeconfig, kube_context=s.context,
+                binary=s.helm,
+                kubeconfig=s.kubeconfig,
+                kube_context=s.context,
                 timeout=s.timeout,
             )
             self._chart = ChartSource.parse(s.chart, helm=self._helm)
             # helm keeps its records where HELM_DRIVER says; the API ones are read directly
-            self._release_records = release_records.storage_kind(
-                self._helm.env.get("HELM_DRIVER")
-            )
+            self._release_records = release_records.storage_kind(self._helm.env.get("HELM_DRIVER"))
         except GateError as exc:
             self._helm_error = str(exc)
             self._chart = None
@@ -166,8 +166,9 @@ class GateSession:
             release_records=self._release_records,
         )
         if s.perform_upgrade:
-            request = replace(request, extra_values_files=s.values_file,
-                              extra_sets=self.upgrade_sets())
+            request = replace(
+                request, extra_values_files=s.values_file, extra_sets=self.upgrade_sets()
+            )
         return request
 
     def _collect(self, phase: str) -> ClusterSnapshot:
@@ -177,13 +178,20 @@ class GateSession:
         if phase == "pre" and self.settings.write_snapshot and self._helm is not None:
             releases = self._write_snapshot(request)
         snapshot = collect(
-            self._cluster, self._helm, request,
-            cluster_error=self._cluster_error, helm_error=self._helm_error,
+            self._cluster,
+            self._helm,
+            request,
+            cluster_error=self._cluster_error,
+            helm_error=self._helm_error,
             releases=releases,
         )
         if snapshot.values_snapshot is not None and self._snapshot_write_error:
-            snapshot = replace(snapshot, values_snapshot=replace(
-                snapshot.values_snapshot, write_error=self._snapshot_write_error))
+            snapshot = replace(
+                snapshot,
+                values_snapshot=replace(
+                    snapshot.values_snapshot, write_error=self._snapshot_write_error
+                ),
+            )
         if phase == "pre" and snapshot.release is not None and not snapshot.api_error:
             self._record_state(snapshot)
         return snapshot
@@ -264,7 +272,8 @@ class GateSession:
             return self.settings.check_params()
         state = UpgradeState.load(Path(self.settings.state_file))
         if state is not None and (state.release, state.namespace) != (
-            self.settings.release, self.settings.namespace
+            self.settings.release,
+            self.settings.namespace,
         ):
             state = None
         params = self.settings.check_params(
@@ -288,8 +297,13 @@ class GateSession:
         if self._flow is None:
             self._adapters()
             self._flow = UpgradeFlow(
-                self.settings, self._cluster, self._helm, self._chart,
-                progress=self.progress, redactor=self.redactor, sets=self.upgrade_sets(),
+                self.settings,
+                self._cluster,
+                self._helm,
+                self._chart,
+                progress=self.progress,
+                redactor=self.redactor,
+                sets=self.upgrade_sets(),
             )
         return self._flow
 

@@ -85,8 +85,13 @@ class ReleaseReader(Protocol):
 class HelmReader(ReleaseReader, Protocol):
     def version(self) -> str: ...
     def template(
-        self, release: str, chart: Any, version: str, namespace: str,
-        values_files: Sequence[str] = (), set_values: Sequence[str] = (),
+        self,
+        release: str,
+        chart: Any,
+        version: str,
+        namespace: str,
+        values_files: Sequence[str] = (),
+        set_values: Sequence[str] = (),
     ) -> str: ...
 
 
@@ -179,9 +184,11 @@ def collect(
     before): the snapshot judges what was written, and the records are not listed twice.
     """
     fields: dict[str, Any] = {"namespace": request.namespace}
-    with (gc_paused(),
-          ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cilium-api") as api,
-          ThreadPoolExecutor(_HELM_WORKERS, thread_name_prefix="cilium-helm") as procs):
+    with (
+        gc_paused(),
+        ThreadPoolExecutor(_API_WORKERS, thread_name_prefix="cilium-api") as api,
+        ThreadPoolExecutor(_HELM_WORKERS, thread_name_prefix="cilium-helm") as procs,
+    ):
         # Helm's records are a cluster read: they start now, beside `helm version`
         reader: Future[ReleaseReader] | None = None
         if helm is not None and releases is not None:
@@ -240,10 +247,12 @@ def _collect_cluster(
     # the API answers: everything else is read at once, models built as answers arrive
     pods = pool.submit(lambda: tuple(Pod.from_k8s_dict(p) for p in cluster.list_pods(ns)))
     nodes = pool.submit(lambda: tuple(Node.from_k8s_dict(n) for n in cluster.list_nodes()))
-    daemonsets = pool.submit(lambda: [Workload.from_k8s_dict(w, kind="DaemonSet")
-                                      for w in cluster.list_daemonsets(ns)])
-    deployments = pool.submit(lambda: [Workload.from_k8s_dict(w, kind="Deployment")
-                                       for w in cluster.list_deployments(ns)])
+    daemonsets = pool.submit(
+        lambda: [Workload.from_k8s_dict(w, kind="DaemonSet") for w in cluster.list_daemonsets(ns)]
+    )
+    deployments = pool.submit(
+        lambda: [Workload.from_k8s_dict(w, kind="Deployment") for w in cluster.list_deployments(ns)]
+    )
     reviews = [pool.submit(cluster.access_reviews, ns, (req,)) for req in request.requirements]
 
     read_errors: list[str] = []
@@ -271,8 +280,10 @@ def _collect_cluster(
     # the validator's log is read only once its pod is known
     logs = _validator_logs(cluster, ns, pod_models) if pod_models else {}
     out["pods"] = pod_models
-    out["workloads"] = (*result("daemonsets", daemonsets, []),
-                        *result("deployments", deployments, []))
+    out["workloads"] = (
+        *result("daemonsets", daemonsets, []),
+        *result("deployments", deployments, []),
+    )
     read_errors += logs.pop("read_errors", ())
     out.update(logs)
     out["read_errors"] = tuple(read_errors)
@@ -327,14 +338,19 @@ def _collect_helm(
     parsed = parse_helm_client_version(out["helm_version"])
     if parsed is None or parsed.major not in (3, 4):
         # nothing is read through a client whose flags and output we do not know
-        return {**out, "helm_error": f"helm {out['helm_version'].strip()!r} is not supported: "
-                                     "only Helm 3 and Helm 4 are"}
+        return {
+            **out,
+            "helm_error": f"helm {out['helm_version'].strip()!r} is not supported: "
+            "only Helm 3 and Helm 4 are",
+        }
     try:
         records = reader.result()
     except GateError as exc:  # the LIST of Helm's records failed
-        out["release_error"] = (f"cannot read Helm's release records "
-                                f"({request.release_records}s in namespace "
-                                f"{request.namespace}): {exc}")
+        out["release_error"] = (
+            f"cannot read Helm's release records "
+            f"({request.release_records}s in namespace "
+            f"{request.namespace}): {exc}"
+        )
     else:
         try:
             out.update(_release_state(records, request, pool))
@@ -357,8 +373,9 @@ def release_reader(
     kind = request.release_records
     if kind is None or cluster is None:
         return helm
-    return RecordReleases(cluster, request.namespace,
-                          (request.release, request.preflight_release), kind)
+    return RecordReleases(
+        cluster, request.namespace, (request.release, request.preflight_release), kind
+    )
 
 
 def _release_state(
@@ -398,7 +415,10 @@ def _render(helm: HelmReader, request: CollectRequest) -> dict[str, Any]:
         return {}
     try:
         helm.template(
-            request.release, request.chart, target, request.namespace,
+            request.release,
+            request.chart,
+            target,
+            request.namespace,
             values_files=[os.fspath(snapshot), *map(os.fspath, request.extra_values_files)],
             set_values=request.extra_sets,
         )

@@ -136,8 +136,9 @@ class UpgradeFlow:
         """Hold the namespace's upgrade Lease; a second gated upgrade is refused meanwhile."""
         holder = self.state.lock_holder or _holder_identity()
         try:
-            self.kube.acquire_lease(self.ns, defaults.UPGRADE_LOCK_LEASE, holder,
-                                    self.lock_duration)
+            self.kube.acquire_lease(
+                self.ns, defaults.UPGRADE_LOCK_LEASE, holder, self.lock_duration
+            )
         except LockHeld as exc:
             raise StepFailed(f"refusing to upgrade: {exc}") from None
         self.state.lock_holder = holder
@@ -154,8 +155,10 @@ class UpgradeFlow:
         try:
             self.kube.release_lease(self.ns, defaults.UPGRADE_LOCK_LEASE, holder)
         except GateError as exc:
-            return (f"could not release Lease {self.ns}/{defaults.UPGRADE_LOCK_LEASE}: {exc}; "
-                    f"it expires by itself within {self.lock_duration}s")
+            return (
+                f"could not release Lease {self.ns}/{defaults.UPGRADE_LOCK_LEASE}: {exc}; "
+                f"it expires by itself within {self.lock_duration}s"
+            )
         return None
 
     # ------------------------------------------------------------------ prepare
@@ -166,8 +169,10 @@ class UpgradeFlow:
         release = self._release(s.release)
         if release is None:
             raise StepFailed(f"release {s.release} not found in namespace {self.ns}")
-        history = tuple(HelmHistoryEntry.from_helm_history_entry(h)
-                        for h in self.helm.history(s.release, self.ns))
+        history = tuple(
+            HelmHistoryEntry.from_helm_history_entry(h)
+            for h in self.helm.history(s.release, self.ns)
+        )
         verdict = checks.release_deployed(
             ClusterSnapshot(namespace=self.ns, release=release, release_history=history),
             CheckParams(release=s.release),
@@ -179,15 +184,19 @@ class UpgradeFlow:
         if not s.dry_run:
             self.take_lock()
         if s.dry_run:
-            return (f"would save `helm get values {s.release} -n {self.ns}` to "
-                    f"{s.values_snapshot} (mode 0600); revision {release.revision}, "
-                    f"chart {release.chart_version}")
+            return (
+                f"would save `helm get values {s.release} -n {self.ns}` to "
+                f"{s.values_snapshot} (mode 0600); revision {release.revision}, "
+                f"chart {release.chart_version}"
+            )
         values = self.helm.get_values(s.release, self.ns)
         outcome = write_values_snapshot(
             Path(s.values_snapshot), values, overwrite=s.overwrite_snapshot
         )
-        return (f"values snapshot {s.values_snapshot} {outcome}; release {s.release} "
-                f"revision {release.revision}, chart {release.chart_version}")
+        return (
+            f"values snapshot {s.values_snapshot} {outcome}; release {s.release} "
+            f"revision {release.revision}, chart {release.chart_version}"
+        )
 
     def _preflight_values(self) -> tuple[list[str], dict[str, Any]]:
         """--set items and values carried from the snapshot into the pre-flight release."""
@@ -220,8 +229,13 @@ class UpgradeFlow:
             raise StepSkipped("an earlier prepare step failed; nothing is installed")
         sets, values = self._preflight_values()
         command = self.helm.install_command(
-            s.preflight_release, self.chart, self.target, self.ns,
-            values=values or None, set_values=sets, wait=False,
+            s.preflight_release,
+            self.chart,
+            self.target,
+            self.ns,
+            values=values or None,
+            set_values=sets,
+            wait=False,
         )
         if s.dry_run:
             return "would run: " + self._plan(command)
@@ -243,10 +257,21 @@ class UpgradeFlow:
             raise StepSkipped("this run installed no pre-flight release")
         deadline = time.monotonic() + self.settings.timeout
         done = [
-            self._wait("DaemonSet", defaults.PREFLIGHT_DAEMONSET, "pre-flight", deadline,
-                       defaults.PREFLIGHT_SELECTOR),
-            self._wait("Deployment", defaults.PREFLIGHT_DEPLOYMENT, "pre-flight validator",
-                       deadline, defaults.PREFLIGHT_DEPLOYMENT_SELECTOR, optional=True),
+            self._wait(
+                "DaemonSet",
+                defaults.PREFLIGHT_DAEMONSET,
+                "pre-flight",
+                deadline,
+                defaults.PREFLIGHT_SELECTOR,
+            ),
+            self._wait(
+                "Deployment",
+                defaults.PREFLIGHT_DEPLOYMENT,
+                "pre-flight validator",
+                deadline,
+                defaults.PREFLIGHT_DEPLOYMENT_SELECTOR,
+                optional=True,
+            ),
         ]
         return "; ".join(d for d in done if d)
 
@@ -255,8 +280,9 @@ class UpgradeFlow:
         """Remove the pre-flight release (also when a check failed)."""
         self._need()
         s = self.settings
-        command = self.helm.uninstall_command(s.preflight_release, self.ns, wait=True,
-                                              timeout_s=s.timeout)
+        command = self.helm.uninstall_command(
+            s.preflight_release, self.ns, wait=True, timeout_s=s.timeout
+        )
         if s.dry_run:
             return "would run: " + self._plan(command)
         if not self.state.preflight_installed:
@@ -279,8 +305,13 @@ class UpgradeFlow:
             raise StepSkipped(closed)
         s = self.settings
         command = self.helm.upgrade_command(
-            s.release, self.chart, self.target, self.ns,
-            values_files=[s.values_snapshot, *s.values_file], set_values=self.sets, wait=False,
+            s.release,
+            self.chart,
+            self.target,
+            self.ns,
+            values_files=[s.values_snapshot, *s.values_file],
+            set_values=self.sets,
+            wait=False,
             current_version=self.state.pre_version,
         )
         if s.dry_run:
@@ -306,12 +337,24 @@ class UpgradeFlow:
         self._need()
         deadline = time.monotonic() + self.settings.timeout
         done = [
-            self._wait("DaemonSet", defaults.AGENT_DAEMONSET, "agent", deadline,
-                       defaults.AGENT_SELECTOR),
-            self._wait("Deployment", defaults.OPERATOR_DEPLOYMENT, "operator", deadline,
-                       defaults.OPERATOR_SELECTOR),
-            self._wait("DaemonSet", defaults.ENVOY_DAEMONSET, "envoy", deadline,
-                       defaults.ENVOY_SELECTOR, optional=True),
+            self._wait(
+                "DaemonSet", defaults.AGENT_DAEMONSET, "agent", deadline, defaults.AGENT_SELECTOR
+            ),
+            self._wait(
+                "Deployment",
+                defaults.OPERATOR_DEPLOYMENT,
+                "operator",
+                deadline,
+                defaults.OPERATOR_SELECTOR,
+            ),
+            self._wait(
+                "DaemonSet",
+                defaults.ENVOY_DAEMONSET,
+                "envoy",
+                deadline,
+                defaults.ENVOY_SELECTOR,
+                optional=True,
+            ),
         ]
         return "; ".join(d for d in done if d)
 
@@ -341,8 +384,7 @@ class UpgradeFlow:
         release = self._release(self.settings.release)
         if release is not None:
             self.state.upgraded_revision = release.revision
-        command = self.helm.rollback_command(self.settings.release, revision, self.ns,
-                                             wait=False)
+        command = self.helm.rollback_command(self.settings.release, revision, self.ns, wait=False)
         self.helm.execute(command)
         self.state.rolled_back = True
         return f"rolled back to revision {revision} ({self.state.pre_version}) because {why}"
@@ -356,8 +398,11 @@ class UpgradeFlow:
     def rollback_params(self, base: CheckParams) -> CheckParams:
         from dataclasses import replace
 
-        return replace(base, target_version=self.state.pre_version,
-                       recorded_revision=self.state.upgraded_revision)
+        return replace(
+            base,
+            target_version=self.state.pre_version,
+            recorded_revision=self.state.upgraded_revision,
+        )
 
     # ------------------------------------------------------------------ cleanup
     def cleanup(self) -> str | None:
@@ -370,8 +415,10 @@ class UpgradeFlow:
         try:
             self.helm.uninstall(s.preflight_release, self.ns, wait=False)
         except GateError as exc:
-            return (f"could not uninstall {s.preflight_release}: {exc}; remove it with "
-                    f"helm uninstall {s.preflight_release} -n {self.ns}")
+            return (
+                f"could not uninstall {s.preflight_release}: {exc}; remove it with "
+                f"helm uninstall {s.preflight_release} -n {self.ns}"
+            )
         self.state.preflight_removed = True
         return f"uninstalled {s.preflight_release} during clean-up"
 
@@ -382,8 +429,10 @@ class UpgradeFlow:
             return f"release state unknown: {exc}"
         if release is None:
             return f"release {self.settings.release} not found"
-        return (f"release {release.name} is {release.status} at revision {release.revision} "
-                f"(chart {release.chart_version})")
+        return (
+            f"release {release.name} is {release.status} at revision {release.revision} "
+            f"(chart {release.chart_version})"
+        )
 
     # ------------------------------------------------------------------ waiting
     def _wait(
@@ -421,9 +470,11 @@ class UpgradeFlow:
             raise StepFailed(
                 f"timed out after {self.settings.timeout:g}s waiting for {kind} {name}: "
                 f"{exc}; last seen: {seen}",
-                [f"{kind} {name} could not be watched until the deadline: the Kubernetes API "
-                 "server was unreachable; check the control plane (kube-apiserver, its "
-                 "load balancer, etcd) before running the gate again"],
+                [
+                    f"{kind} {name} could not be watched until the deadline: the Kubernetes API "
+                    "server was unreachable; check the control plane (kube-apiserver, its "
+                    "load balancer, etcd) before running the gate again"
+                ],
             ) from None
         problems = workload.health_problems() if workload else ["never observed"]
         raise StepFailed(
@@ -442,15 +493,16 @@ class UpgradeFlow:
         details: list[str] = []
         stuck = [p for p in pods if not p.ready][:_TAIL_PODS]
         for pod in stuck:
-            details.append(f"pod {pod.name} on node {pod.node_name or '(none)'}: "
-                           f"{pod.problem() or 'not ready'}")
+            details.append(
+                f"pod {pod.name} on node {pod.node_name or '(none)'}: "
+                f"{pod.problem() or 'not ready'}"
+            )
             for event in _events_for(events, pod.name)[-3:]:
                 details.append(f"  event {event}")
             for container in pod.containers:
                 if container.ready:
                     continue
-                log = self.kube.pod_log(self.ns, pod.name, container.name,
-                                        tail_lines=_TAIL_LINES)
+                log = self.kube.pod_log(self.ns, pod.name, container.name, tail_lines=_TAIL_LINES)
                 for line in (log or "").splitlines()[-_TAIL_LINES:]:
                     details.append(f"  log {container.name}: {line}")
         redactor = self.redactor()
@@ -462,8 +514,10 @@ def _events_for(events: Iterable[Mapping[str, Any]], pod: str) -> list[str]:
     for event in events:
         involved = event.get("involvedObject") or {}
         if involved.get("name") == pod:
-            found.append(f"{event.get('type', '')} {event.get('reason', '')}: "
-                         f"{event.get('message', '')}".strip())
+            found.append(
+                f"{event.get('type', '')} {event.get('reason', '')}: "
+                f"{event.get('message', '')}".strip()
+            )
     return found
 
 
@@ -493,20 +547,43 @@ def _load_values(path: Path) -> dict[str, Any]:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("prepare", "snapshot_values", "Save the live values and record the revision.",
-         UpgradeFlow.snapshot_values),
-    Step("prepare", "install_preflight", "Install the pre-flight release of the target.",
-         UpgradeFlow.install_preflight),
-    Step("prepare", "wait_preflight", "Wait for the pre-flight to be ready.",
-         UpgradeFlow.wait_preflight),
-    Step("upgrade", "uninstall_preflight", "Remove the pre-flight release.",
-         UpgradeFlow.uninstall_preflight),
-    Step("upgrade", "helm_upgrade", "helm upgrade with the saved values.",
-         UpgradeFlow.helm_upgrade),
-    Step("upgrade", "wait_rollout", "Wait for the new version to roll out.",
-         UpgradeFlow.wait_rollout),
-    Step("rollback", "helm_rollback", "Roll back when the upgrade failed.",
-         UpgradeFlow.helm_rollback),
-    Step("rollback", "wait_rollback", "Wait for the previous version to roll out.",
-         UpgradeFlow.wait_rollback),
+    Step(
+        "prepare",
+        "snapshot_values",
+        "Save the live values and record the revision.",
+        UpgradeFlow.snapshot_values,
+    ),
+    Step(
+        "prepare",
+        "install_preflight",
+        "Install the pre-flight release of the target.",
+        UpgradeFlow.install_preflight,
+    ),
+    Step(
+        "prepare",
+        "wait_preflight",
+        "Wait for the pre-flight to be ready.",
+        UpgradeFlow.wait_preflight,
+    ),
+    Step(
+        "upgrade",
+        "uninstall_preflight",
+        "Remove the pre-flight release.",
+        UpgradeFlow.uninstall_preflight,
+    ),
+    Step(
+        "upgrade", "helm_upgrade", "helm upgrade with the saved values.", UpgradeFlow.helm_upgrade
+    ),
+    Step(
+        "upgrade", "wait_rollout", "Wait for the new version to roll out.", UpgradeFlow.wait_rollout
+    ),
+    Step(
+        "rollback", "helm_rollback", "Roll back when the upgrade failed.", UpgradeFlow.helm_rollback
+    ),
+    Step(
+        "rollback",
+        "wait_rollback",
+        "Wait for the previous version to roll out.",
+        UpgradeFlow.wait_rollback,
+    ),
 )

@@ -210,11 +210,19 @@ class Builder:
                 self._run(
                     component,
                     [
-                        go, "build", "-pgo=off", "-trimpath",
-                        "-ldflags", " ".join(["-s", "-w", *component.ldflags]),
-                        "-o", str(staging / program), package,
+                        go,
+                        "build",
+                        "-pgo=off",
+                        "-trimpath",
+                        "-ldflags",
+                        " ".join(["-s", "-w", *component.ldflags]),
+                        "-o",
+                        str(staging / program),
+                        package,
                     ],
-                    src, env, log_file,
+                    src,
+                    env,
+                    log_file,
                 )
         if out.exists():
             shutil.rmtree(out)
@@ -268,7 +276,10 @@ class Builder:
         out = self._run(
             component,
             [go, "mod", "download", "-json", f"{component.module}@{component.version}"],
-            src, env, log_file, capture=True,
+            src,
+            env,
+            log_file,
+            capture=True,
         )
         info = json.loads(out)
         return Path(info["GoMod"])

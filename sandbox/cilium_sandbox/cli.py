@@ -1,12 +1,12 @@
 """Command line of the sandbox and the offline demo.
 
-    cilium-sandbox build        build (or find cached) the sandbox binaries
-    cilium-sandbox up           start the sandbox from kind-config.yaml
-    cilium-sandbox down         stop it
-    cilium-sandbox env          print the shell exports to use it
-    cilium-sandbox status       say whether it runs, and its processes
-    cilium-sandbox demo         a gated upgrade on a fresh sandbox
-    cilium-sandbox demo --scenario failing   one the gate catches and rolls back
+cilium-sandbox build        build (or find cached) the sandbox binaries
+cilium-sandbox up           start the sandbox from kind-config.yaml
+cilium-sandbox down         stop it
+cilium-sandbox env          print the shell exports to use it
+cilium-sandbox status       say whether it runs, and its processes
+cilium-sandbox demo         a gated upgrade on a fresh sandbox
+cilium-sandbox demo --scenario failing   one the gate catches and rolls back
 """
 
 from __future__ import annotations
@@ -87,8 +87,11 @@ def _stopper(args: argparse.Namespace, builder: Builder) -> Sandbox:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cilium-sandbox", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="cilium-sandbox",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build or find the cached binaries")
     up = sub.add_parser("up", help="start the sandbox")
@@ -99,14 +102,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="the offline demo on a fresh sandbox")
     _add_sandbox_options(demo)
     _add_topology_options(demo)
-    demo.add_argument("--charts", type=Path, default=Path("tests/charts"),
-                      help="directory of the stand-in Cilium charts (default: %(default)s)")
+    demo.add_argument(
+        "--charts",
+        type=Path,
+        default=Path("tests/charts"),
+        help="directory of the stand-in Cilium charts (default: %(default)s)",
+    )
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running")
-    demo.add_argument("--scenario", choices=("upgrade", "failing"), default="upgrade",
-                      help="upgrade: a gated upgrade that passes; failing: one that is "
-                      "caught by the gate and rolled back (default: %(default)s)")
-    demo.add_argument("--reports", type=Path, default=Path("reports"),
-                      help="where the JUnit report and summary go (default: %(default)s)")
+    demo.add_argument(
+        "--scenario",
+        choices=("upgrade", "failing"),
+        default="upgrade",
+        help="upgrade: a gated upgrade that passes; failing: one that is "
+        "caught by the gate and rolled back (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--reports",
+        type=Path,
+        default=Path("reports"),
+        help="where the JUnit report and summary go (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     builder = Builder()
@@ -132,8 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "demo":
             from cilium_sandbox.demo import run_demo
 
-            return run_demo(_sandbox(args, builder), args.charts, scenario=args.scenario,
-                            reports=args.reports, keep=args.keep, timeout=args.timeout)
+            return run_demo(
+                _sandbox(args, builder),
+                args.charts,
+                scenario=args.scenario,
+                reports=args.reports,
+                keep=args.keep,
+                timeout=args.timeout,
+            )
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -147,7 +168,7 @@ def _exports(workdir: Path) -> str:
     box_bin = workdir / "bin"
     return (
         f"export KUBECONFIG={shlex.quote(str(workdir / 'kubeconfig'))}\n"
-        f"export PATH={shlex.quote(str(box_bin))}:\"$PATH\""
+        f'export PATH={shlex.quote(str(box_bin))}:"$PATH"'
     )
 
 

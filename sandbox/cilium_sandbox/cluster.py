@@ -91,7 +91,7 @@ class Component:
 
     def flag(self, name: str) -> str | None:
         prefix = f"--{name}="
-        return next((a[len(prefix):] for a in self.args if a.startswith(prefix)), None)
+        return next((a[len(prefix) :] for a in self.args if a.startswith(prefix)), None)
 
     def with_flag(self, name: str, value: str) -> Component:
         prefix = f"--{name}="
@@ -189,7 +189,11 @@ class Sandbox:
 
     def apply(self, objects: Sequence[Mapping[str, Any]]) -> None:
         self.kubectl(
-            "apply", "--server-side", "--force-conflicts", "-f", "-",
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
             input_text=yaml.safe_dump_all(list(objects)),
         )
 
@@ -258,16 +262,27 @@ class Sandbox:
         config_path.write_text(yaml.safe_dump(self.kwokctl_config(port), sort_keys=False))
         b = self.binaries
         argv = [
-            str(b.kwokctl), "create", "cluster",
-            "--name", CLUSTER_NAME,
-            "--config", str(config_path),
-            "--kubeconfig", "",
-            "--etcd-binary", str(b.etcd),
-            "--kube-apiserver-binary", str(b.kube_apiserver),
-            "--kube-controller-manager-binary", str(b.kube_controller_manager),
-            "--kube-scheduler-binary", str(b.kube_scheduler),
-            "--kwok-controller-binary", str(b.kwok),
-            "--wait", f"{int(timeout)}s",
+            str(b.kwokctl),
+            "create",
+            "cluster",
+            "--name",
+            CLUSTER_NAME,
+            "--config",
+            str(config_path),
+            "--kubeconfig",
+            "",
+            "--etcd-binary",
+            str(b.etcd),
+            "--kube-apiserver-binary",
+            str(b.kube_apiserver),
+            "--kube-controller-manager-binary",
+            str(b.kube_controller_manager),
+            "--kube-scheduler-binary",
+            str(b.kube_scheduler),
+            "--kwok-controller-binary",
+            str(b.kwok),
+            "--wait",
+            f"{int(timeout)}s",
         ]
         self.progress(f"starting the sandbox control plane in {self.workdir} (apiserver :{port})")
         try:
@@ -344,8 +359,11 @@ class Sandbox:
         log = self.workdir / "kwokctl-create.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
-                list(argv), env=self.env(), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT,
+                list(argv),
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         try:
             while True:
@@ -356,11 +374,15 @@ class Sandbox:
                     pass
                 dead = [name for name, pid in self.pids().items() if not _alive(pid)]
                 if dead:
-                    raise SandboxError(self._startup_failure(
-                        f"component {', '.join(dead)} exited during start-up"))
+                    raise SandboxError(
+                        self._startup_failure(f"component {', '.join(dead)} exited during start-up")
+                    )
                 if time.monotonic() > deadline:
-                    raise SandboxError(self._startup_failure(
-                        "start-up deadline passed before the control plane was ready"))
+                    raise SandboxError(
+                        self._startup_failure(
+                            "start-up deadline passed before the control plane was ready"
+                        )
+                    )
             if returncode != 0:
                 raise SandboxError(self._startup_failure(f"kwokctl exited {returncode}"))
         finally:
@@ -396,8 +418,9 @@ class Sandbox:
         dead = [name for name, pid in self.pids().items() if not _alive(pid)]
         if dead:
             logs = ", ".join(str(self.component_logs_dir / f"{n}.log") for n in dead)
-            raise SandboxError(f"sandbox component(s) died during start-up: {', '.join(dead)}; "
-                               f"see {logs}")
+            raise SandboxError(
+                f"sandbox component(s) died during start-up: {', '.join(dead)}; see {logs}"
+            )
 
     def pids(self) -> dict[str, int]:
         """Component name -> pid, from kwokctl's pid files."""
@@ -414,8 +437,15 @@ class Sandbox:
         """Stop every component and remove kwokctl's state; the work dir stays for its logs."""
         if self.cluster_dir.exists() and self.binaries.kwokctl.is_file():
             self.run(
-                [str(self.binaries.kwokctl), "delete", "cluster", "--name", CLUSTER_NAME,
-                 "--kubeconfig", ""],
+                [
+                    str(self.binaries.kwokctl),
+                    "delete",
+                    "cluster",
+                    "--name",
+                    CLUSTER_NAME,
+                    "--kubeconfig",
+                    "",
+                ],
                 check=False,
                 timeout=timeout,
             )
@@ -449,8 +479,9 @@ class Sandbox:
                     binary=str(entry["binary"]),
                     args=tuple(str(a) for a in entry.get("args") or ()),
                     workdir=str(entry.get("workDir") or self.cluster_dir),
-                    env=tuple((str(e["name"]), str(e.get("value", "")))
-                              for e in entry.get("envs") or ()),
+                    env=tuple(
+                        (str(e["name"]), str(e.get("value", ""))) for e in entry.get("envs") or ()
+                    ),
                 )
         return found
 
@@ -515,11 +546,14 @@ class Sandbox:
         if wait_kwok:
             self._wait_kwok_stages(deadline)
             kwok = f", kwok applying new stages after {time.monotonic() - started:.1f}s"
-        self.progress(f"kube-apiserver (pid {pid}) back on :{port}: ready after {ready:.1f}s, "
-                      f"the controllers leading after {leading:.1f}s{kwok}")
+        self.progress(
+            f"kube-apiserver (pid {pid}) back on :{port}: ready after {ready:.1f}s, "
+            f"the controllers leading after {leading:.1f}s{kwok}"
+        )
 
-    def restart_apiserver(self, downtime_s: float, *, grace_s: float = 0.0,
-                          timeout: float = 180) -> None:
+    def restart_apiserver(
+        self, downtime_s: float, *, grace_s: float = 0.0, timeout: float = 180
+    ) -> None:
         """:meth:`stop_apiserver`, ``downtime_s`` without it, then :meth:`start_apiserver`."""
         self.stop_apiserver(grace_s)
         time.sleep(downtime_s)
@@ -537,8 +571,12 @@ class Sandbox:
         env = {**self.env(), **dict(component.env)}
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [component.binary, *component.args], cwd=component.workdir, env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [component.binary, *component.args],
+                cwd=component.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         (self.cluster_dir / "pids" / f"{component.name}.pid").write_text(f"{proc.pid}\n")
@@ -551,16 +589,22 @@ class Sandbox:
         answer = ""
         while True:
             if not _alive(pid):
-                raise SandboxError(f"kube-apiserver (pid {pid}) exited while starting again; "
-                                   f"last lines of {log}:\n{_tail(log)}")
-            proc = self.run([str(self.binaries.kubectl), "get", "--raw", "/readyz",
-                             "--request-timeout=2s"], check=False, timeout=15)
+                raise SandboxError(
+                    f"kube-apiserver (pid {pid}) exited while starting again; "
+                    f"last lines of {log}:\n{_tail(log)}"
+                )
+            proc = self.run(
+                [str(self.binaries.kubectl), "get", "--raw", "/readyz", "--request-timeout=2s"],
+                check=False,
+                timeout=15,
+            )
             answer = (proc.stdout.strip() or proc.stderr.strip())[-300:]
             if proc.returncode == 0 and answer == "ok":
                 return
             if time.monotonic() > deadline:
-                raise SandboxError(f"kube-apiserver did not become ready again ({answer}); "
-                                   f"see {log}")
+                raise SandboxError(
+                    f"kube-apiserver did not become ready again ({answer}); see {log}"
+                )
             time.sleep(0.25)
 
     def _lead_again(self, ready_at: datetime, deadline: float) -> None:
@@ -579,8 +623,10 @@ class Sandbox:
                 if time.monotonic() < next_start.get(name, 0.0):
                     continue
                 starts[name] = starts.get(name, 0) + 1
-                self.progress(f"{name} has exited (as it does when it cannot renew its leader "
-                              f"lease for 10 s); starting it again, as the kubelet would")
+                self.progress(
+                    f"{name} has exited (as it does when it cannot renew its leader "
+                    f"lease for 10 s); starting it again, as the kubelet would"
+                )
                 self._launch(self._with_free_port(self._component(name)))
                 next_start[name] = time.monotonic() + 2.0 * 2 ** (starts[name] - 1)
             renewed = self._lease_renewals()
@@ -602,23 +648,33 @@ class Sandbox:
         token = f"canary-{os.getpid()}-{int(time.time() * 1000)}"
         label = {CANARY_LABEL: token}
         stage = {
-            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage",
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Stage",
             "metadata": {"name": f"sandbox-{token}", "labels": label},
             "spec": {
                 "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-                "selector": {"matchLabels": label, "matchExpressions": [
-                    {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}]},
+                "selector": {
+                    "matchLabels": label,
+                    "matchExpressions": [
+                        {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"}
+                    ],
+                },
                 "weight": 20000,
-                "next": {"statusTemplate": f"conditions:\n- {{type: SandboxCanary, "
-                                           f"status: \"True\", message: {token}}}\n"},
+                "next": {
+                    "statusTemplate": f"conditions:\n- {{type: SandboxCanary, "
+                    f'status: "True", message: {token}}}\n'
+                },
             },
         }
         pod = {
-            "apiVersion": "v1", "kind": "Pod",
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {"name": f"sandbox-{token}", "namespace": "default", "labels": label},
-            "spec": {"nodeName": self.topology.nodes[0].name,
-                     "tolerations": [{"operator": "Exists"}],
-                     "containers": [{"name": "canary", "image": "sandbox/canary"}]},
+            "spec": {
+                "nodeName": self.topology.nodes[0].name,
+                "tolerations": [{"operator": "Exists"}],
+                "containers": [{"name": "canary", "image": "sandbox/canary"}],
+            },
         }
         self.apply([stage, pod])
         try:
@@ -627,8 +683,14 @@ class Sandbox:
                 time.sleep(1.0)
                 touches += 1  # kwok weighs stages on pod events: make one, see the last one's
                 seen = self.kubectl(
-                    "annotate", "pod", "-n", "default", f"sandbox-{token}", "--overwrite",
-                    f"{CANARY_LABEL}-touch={touches}", "-o",
+                    "annotate",
+                    "pod",
+                    "-n",
+                    "default",
+                    f"sandbox-{token}",
+                    "--overwrite",
+                    f"{CANARY_LABEL}-touch={touches}",
+                    "-o",
                     "jsonpath={.status.conditions[?(@.type=='SandboxCanary')].message}",
                 ).strip()
                 if seen == token:
@@ -639,10 +701,23 @@ class Sandbox:
                         f"back; see {self.component_logs_dir / 'kwok-controller.log'}"
                     )
         finally:
-            self.kubectl("delete", "pod", "-n", "default", f"sandbox-{token}",
-                         "--wait=false", "--ignore-not-found", check=False)
-            self.kubectl("delete", "stages.kwok.x-k8s.io", f"sandbox-{token}",
-                         "--ignore-not-found", check=False)
+            self.kubectl(
+                "delete",
+                "pod",
+                "-n",
+                "default",
+                f"sandbox-{token}",
+                "--wait=false",
+                "--ignore-not-found",
+                check=False,
+            )
+            self.kubectl(
+                "delete",
+                "stages.kwok.x-k8s.io",
+                f"sandbox-{token}",
+                "--ignore-not-found",
+                check=False,
+            )
 
     def _with_free_port(self, component: Component) -> Component:
         """The component, moved to a free port if another process took its own meanwhile."""
@@ -655,8 +730,20 @@ class Sandbox:
 
     def _lease_renewals(self) -> dict[str, datetime]:
         """Leader lease name -> its last renewal, from kube-system."""
-        proc = self.run([str(self.binaries.kubectl), "get", "leases", "-n", "kube-system",
-                         "-o", "json", "--request-timeout=5s"], check=False, timeout=15)
+        proc = self.run(
+            [
+                str(self.binaries.kubectl),
+                "get",
+                "leases",
+                "-n",
+                "kube-system",
+                "-o",
+                "json",
+                "--request-timeout=5s",
+            ],
+            check=False,
+            timeout=15,
+        )
         if proc.returncode != 0:
             return {}
         renewals: dict[str, datetime] = {}
@@ -664,7 +751,8 @@ class Sandbox:
             renew = (item.get("spec") or {}).get("renewTime")
             with contextlib.suppress(TypeError, ValueError):
                 renewals[item["metadata"]["name"]] = datetime.fromisoformat(
-                    str(renew).replace("Z", "+00:00"))
+                    str(renew).replace("Z", "+00:00")
+                )
         return renewals
 
     # ------------------------------------------------------------------ inspection
@@ -725,21 +813,29 @@ class Sandbox:
             if not held:
                 return fault.heal_name()
             if time.monotonic() > deadline:
-                raise SandboxError(f"pods still held by {fault.name()} {timeout:g}s after "
-                                   f"healing it: {', '.join(held)}")
+                raise SandboxError(
+                    f"pods still held by {fault.name()} {timeout:g}s after "
+                    f"healing it: {', '.join(held)}"
+                )
 
     def _held_by(self, fault: PodFault) -> list[str]:
         """The pods whose SandboxFault condition names ``fault``."""
         scope = ["-n", fault.namespace] if fault.namespace else ["--all-namespaces"]
         selector = ",".join(f"{k}={v}" for k, v in fault.labels.items())
-        pods = json.loads(self.kubectl(
-            "get", "pods", *scope, *(["-l", selector] if selector else []), "-o", "json"))
+        pods = json.loads(
+            self.kubectl(
+                "get", "pods", *scope, *(["-l", selector] if selector else []), "-o", "json"
+            )
+        )
         return [
             f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
             for pod in pods.get("items") or []
-            if any(c.get("type") == FAULT_CONDITION and c.get("status") == "True"
-                   and c.get("message") == fault.marker()
-                   for c in (pod.get("status") or {}).get("conditions") or [])
+            if any(
+                c.get("type") == FAULT_CONDITION
+                and c.get("status") == "True"
+                and c.get("message") == fault.marker()
+                for c in (pod.get("status") or {}).get("conditions") or []
+            )
         ]
 
     def _touch_pods(self, fault: PodFault, value: str) -> None:
@@ -747,17 +843,25 @@ class Sandbox:
         scope = ["-n", fault.namespace] if fault.namespace else ["--all-namespaces"]
         selector = ",".join(f"{k}={v}" for k, v in fault.labels.items())
         proc = self.run(
-            [str(self.binaries.kubectl), "annotate", "pods", *scope,
-             *(["-l", selector] if selector else ["--all"]),
-             "--overwrite", f"{FAULT_LABEL}-applied={value}"],
+            [
+                str(self.binaries.kubectl),
+                "annotate",
+                "pods",
+                *scope,
+                *(["-l", selector] if selector else ["--all"]),
+                "--overwrite",
+                f"{FAULT_LABEL}-applied={value}",
+            ],
             check=False,
         )
         # a pod deleted between kubectl's list and its annotation (a rollout) is no error
-        errors = [line for line in proc.stderr.splitlines()
-                  if line.strip() and "(NotFound)" not in line]
+        errors = [
+            line for line in proc.stderr.splitlines() if line.strip() and "(NotFound)" not in line
+        ]
         if proc.returncode != 0 and errors:
-            raise SandboxError(f"cannot annotate the pods of {fault.name()}: "
-                               + "; ".join(errors)[-2000:])
+            raise SandboxError(
+                f"cannot annotate the pods of {fault.name()}: " + "; ".join(errors)[-2000:]
+            )
 
     def set_logs(self, logs: ContainerLogs) -> str:
         """Serve ``logs`` for a container of the chosen pods; returns the ClusterLogs name."""
@@ -767,8 +871,12 @@ class Sandbox:
     def clear_faults(self) -> None:
         """Remove every fault stage and log source (pods already failed stay as they are)."""
         self.kubectl(
-            "delete", "stages.kwok.x-k8s.io,clusterlogs.kwok.x-k8s.io",
-            "-l", f"{FAULT_LABEL}=true", "--ignore-not-found", "--wait=false",
+            "delete",
+            "stages.kwok.x-k8s.io,clusterlogs.kwok.x-k8s.io",
+            "-l",
+            f"{FAULT_LABEL}=true",
+            "--ignore-not-found",
+            "--wait=false",
         )
 
     def server_version(self) -> str:
@@ -836,8 +944,13 @@ def guarded(sandbox: Sandbox, timeout: float = 180) -> Iterator[Sandbox]:
     """Like :func:`running`, plus a watchdog that stops the sandbox if this process dies."""
     sandbox.kwok_workdir.mkdir(parents=True, exist_ok=True)
     watchdog = subprocess.Popen(
-        [sys.executable, "-m", "cilium_sandbox.watchdog",
-         str(os.getpid()), str(sandbox.kwok_workdir)],
+        [
+            sys.executable,
+            "-m",
+            "cilium_sandbox.watchdog",
+            str(os.getpid()),
+            str(sandbox.kwok_workdir),
+        ],
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )

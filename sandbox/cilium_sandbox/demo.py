@@ -61,8 +61,10 @@ def run_demo(
         code = _gated_upgrade(sandbox, charts.resolve(), scenario, reports)
     finally:
         if keep:
-            print(f"\nsandbox left running; stop it with: cilium-sandbox down "
-                  f"--workdir {sandbox.workdir}")
+            print(
+                f"\nsandbox left running; stop it with: cilium-sandbox down "
+                f"--workdir {sandbox.workdir}"
+            )
         else:
             _step("sandbox down")
             sandbox.down()
@@ -73,10 +75,20 @@ def run_demo(
 def _gated_upgrade(sandbox: Sandbox, charts: Path, scenario: str, reports: Path) -> int:
     print(f"kube-apiserver {sandbox.server_version()}; KUBECONFIG={sandbox.kubeconfig}")
     _step(f"helm install cilium {charts / DEMO_FROM} -n {NAMESPACE} --wait")
-    sandbox.helm(3, "install", "cilium", str(charts / DEMO_FROM), "-n", NAMESPACE,
-                 "--set", "cluster.name=sandbox", "--wait", "--timeout", "2m")
-    print(sandbox.kubectl("-n", NAMESPACE, "get", "daemonsets,deployments", "-o", "wide")
-          .rstrip())
+    sandbox.helm(
+        3,
+        "install",
+        "cilium",
+        str(charts / DEMO_FROM),
+        "-n",
+        NAMESPACE,
+        "--set",
+        "cluster.name=sandbox",
+        "--wait",
+        "--timeout",
+        "2m",
+    )
+    print(sandbox.kubectl("-n", NAMESPACE, "get", "daemonsets,deployments", "-o", "wide").rstrip())
     # What the validator container of the pre-flight Deployment will have logged.
     sandbox.set_logs(ContainerLogs(NAMESPACE, "cnp-validator", current=[VALID_LOG]))
     wait = "120"
@@ -84,15 +96,29 @@ def _gated_upgrade(sandbox: Sandbox, charts: Path, scenario: str, reports: Path)
         node = sandbox.topology.workers[-1].name
         image = f"quay.io/cilium/cilium:v{DEMO_TO}"
         _step(f"fault: cilium-agent pods on {image} crash-loop on {node}")
-        sandbox.add_fault(PodFault(Fault.CRASH_LOOP, namespace=NAMESPACE,
-                                   labels={"k8s-app": "cilium"}, images=[image],
-                                   nodes=[node], restarts=4))
+        sandbox.add_fault(
+            PodFault(
+                Fault.CRASH_LOOP,
+                namespace=NAMESPACE,
+                labels={"k8s-app": "cilium"},
+                images=[image],
+                nodes=[node],
+                restarts=4,
+            )
+        )
         wait = "20"
     (reports / "pytest.ini").write_text("[pytest]\n")
     argv = [
-        sys.executable, "-m", "pytest", "-c", str(reports / "pytest.ini"),
-        f"--rootdir={reports}", "-p", "no:cacheprovider",
-        "--cilium-upgrade", "--cilium-perform-upgrade",
+        sys.executable,
+        "-m",
+        "pytest",
+        "-c",
+        str(reports / "pytest.ini"),
+        f"--rootdir={reports}",
+        "-p",
+        "no:cacheprovider",
+        "--cilium-upgrade",
+        "--cilium-perform-upgrade",
         f"--cilium-target-version={DEMO_TO}",
         f"--cilium-chart={charts}",
         f"--cilium-kubeconfig={sandbox.kubeconfig}",
@@ -106,20 +132,20 @@ def _gated_upgrade(sandbox: Sandbox, charts: Path, scenario: str, reports: Path)
     ]
     summary = reports / f"demo-{scenario}.md"
     summary.unlink(missing_ok=True)
-    _step("pytest --cilium-upgrade --cilium-perform-upgrade "
-          f"--cilium-target-version={DEMO_TO} ...")
+    _step(f"pytest --cilium-upgrade --cilium-perform-upgrade --cilium-target-version={DEMO_TO} ...")
     gate = subprocess.run(argv, cwd=reports, env=sandbox.env(), check=False)
     _step(f"helm history cilium -n {NAMESPACE}")
     print(sandbox.helm(3, "history", "cilium", "-n", NAMESPACE).stdout.rstrip())
     print(f"\nJUnit report: {reports / f'demo-{scenario}.xml'}\nsummary: {summary}")
     if scenario == "upgrade":
         return gate.returncode
-    history = json.loads(sandbox.helm(3, "history", "cilium", "-n", NAMESPACE,
-                                      "-o", "json").stdout)
+    history = json.loads(sandbox.helm(3, "history", "cilium", "-n", NAMESPACE, "-o", "json").stdout)
     back = history[-1]["chart"] == f"cilium-{DEMO_FROM}" and history[-1]["status"] == "deployed"
     if gate.returncode != 0 and back:
         print(f"\nas expected: the gate failed the upgrade and rolled back to {DEMO_FROM}")
         return 0
-    print(f"\nunexpected: gate exit {gate.returncode}, release at {history[-1]['chart']}",
-          file=sys.stderr)
+    print(
+        f"\nunexpected: gate exit {gate.returncode}, release at {history[-1]['chart']}",
+        file=sys.stderr,
+    )
     return 1

@@ -91,9 +91,7 @@ class PodFault:
         ]
         return self._stage(self.heal_name(), expressions, self._healed_template())
 
-    def _stage(
-        self, name: str, expressions: list[dict[str, Any]], template: str
-    ) -> dict[str, Any]:
+    def _stage(self, name: str, expressions: list[dict[str, Any]], template: str) -> dict[str, Any]:
         expressions = list(expressions)
         if self.namespace:
             expressions.append(
@@ -129,17 +127,17 @@ class PodFault:
         return (
             "{{ $now := Now }}\n"
             "conditions:\n"
-            f"- {{type: {FAULT_CONDITION}, status: \"False\", reason: Healed, "
-            f"message: \"{self.marker()}\", lastTransitionTime: {{{{ $now | Quote }}}}}}\n"
-            "- {type: PodScheduled, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
-            "- {type: Initialized, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
-            "- {type: ContainersReady, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
-            "- {type: Ready, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
+            f'- {{type: {FAULT_CONDITION}, status: "False", reason: Healed, '
+            f'message: "{self.marker()}", lastTransitionTime: {{{{ $now | Quote }}}}}}\n'
+            '- {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}\n'
+            '- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}\n'
+            '- {type: ContainersReady, status: "True", lastTransitionTime: {{ $now | Quote }}}\n'
+            '- {type: Ready, status: "True", lastTransitionTime: {{ $now | Quote }}}\n'
             "containerStatuses:\n"
             "{{ range .spec.containers }}\n"
             "- name: {{ .name | Quote }}\n"
             "  image: {{ .image | Quote }}\n"
-            "  imageID: {{ printf \"sandbox://%s\" .image | Quote }}\n"
+            '  imageID: {{ printf "sandbox://%s" .image | Quote }}\n'
             "  ready: true\n"
             "  started: true\n"
             f"  {{{{ if and {crashed} {match} }}}}\n"
@@ -161,8 +159,8 @@ class PodFault:
             "hostIP: {{ . | Quote }}\n"
             "{{ end }}\n"
             "podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) "
-            "( or .metadata.uid \"\" ) ( or .metadata.name \"\" ) "
-            "( or .metadata.namespace \"\" ) | Quote }}\n"
+            '( or .metadata.uid "" ) ( or .metadata.name "" ) '
+            '( or .metadata.namespace "" ) | Quote }}\n'
             "phase: Running\n"
             "startTime: {{ $now | Quote }}\n"
         )
@@ -172,13 +170,13 @@ class PodFault:
         head = (
             "{{ $now := Now }}\n"
             "conditions:\n"
-            f"- {{type: {FAULT_CONDITION}, status: \"True\", reason: {self.fault.value}, "
-            f"message: \"{self.marker()}\", lastTransitionTime: {{{{ $now | Quote }}}}}}\n"
-            "- {type: PodScheduled, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
-            "- {type: Initialized, status: \"True\", lastTransitionTime: {{ $now | Quote }}}\n"
-            "- {type: ContainersReady, status: \"False\", reason: ContainersNotReady, "
+            f'- {{type: {FAULT_CONDITION}, status: "True", reason: {self.fault.value}, '
+            f'message: "{self.marker()}", lastTransitionTime: {{{{ $now | Quote }}}}}}\n'
+            '- {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}\n'
+            '- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}\n'
+            '- {type: ContainersReady, status: "False", reason: ContainersNotReady, '
             "lastTransitionTime: {{ $now | Quote }}}\n"
-            "- {type: Ready, status: \"False\", reason: ContainersNotReady, "
+            '- {type: Ready, status: "False", reason: ContainersNotReady, '
             "lastTransitionTime: {{ $now | Quote }}}\n"
         )
         if self.fault is Fault.IMAGE_PULL:
@@ -187,7 +185,7 @@ class PodFault:
                 "{{ range .spec.containers }}\n"
                 "- name: {{ .name | Quote }}\n"
                 "  image: {{ .image | Quote }}\n"
-                "  imageID: \"\"\n"
+                '  imageID: ""\n'
                 "  ready: false\n"
                 "  started: false\n"
                 "  restartCount: 0\n"
@@ -195,25 +193,22 @@ class PodFault:
                 "    waiting:\n"
                 "      reason: ErrImagePull\n"
                 + (
-                    f"      message: {{{{ printf \"{message}\" .image | Quote }}}}\n"
+                    f'      message: {{{{ printf "{message}" .image | Quote }}}}\n'
                     if "%s" in message
-                    else f"      message: \"{message}\"\n"
+                    else f'      message: "{message}"\n'
                 )
-                +
-                "{{ end }}\n"
+                + "{{ end }}\n"
                 "phase: Pending\n"
             )
         else:
             crashing = "true" if self.fault is Fault.CRASH_LOOP else "false"
-            match = (
-                f'(eq .name "{self.container}")' if self.container is not None else "true"
-            )
+            match = f'(eq .name "{self.container}")' if self.container is not None else "true"
             body = (
                 "containerStatuses:\n"
                 "{{ range .spec.containers }}\n"
                 "- name: {{ .name | Quote }}\n"
                 "  image: {{ .image | Quote }}\n"
-                "  imageID: {{ printf \"sandbox://%s\" .image | Quote }}\n"
+                '  imageID: {{ printf "sandbox://%s" .image | Quote }}\n'
                 "  ready: false\n"
                 f"  {{{{ if and {crashing} {match} }}}}\n"
                 "  started: false\n"
@@ -227,7 +222,7 @@ class PodFault:
                 "  state:\n"
                 "    waiting:\n"
                 "      reason: CrashLoopBackOff\n"
-                f"      message: \"{message}\"\n"
+                f'      message: "{message}"\n'
                 "  {{ else }}\n"
                 "  started: true\n"
                 "  restartCount: 0\n"

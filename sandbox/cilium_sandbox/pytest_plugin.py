@@ -38,7 +38,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-
 def _ini_count(config: pytest.Config, name: str) -> int | None:
     raw = str(config.getini(name)).strip()
     if not raw:

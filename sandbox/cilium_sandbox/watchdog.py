@@ -60,8 +60,11 @@ def main(argv: list[str]) -> int:
     wait_for_exit(parent)
     killed = reap(workdir)
     if killed:
-        print(f"sandbox watchdog: test process {parent} ended; stopped {len(killed)} "
-              f"sandbox process(es) of {workdir}", file=sys.stderr)
+        print(
+            f"sandbox watchdog: test process {parent} ended; stopped {len(killed)} "
+            f"sandbox process(es) of {workdir}",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -15,8 +15,7 @@ CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding")
 
 def shipped_roles(files: tuple[str, ...]) -> list[dict[str, Any]]:
     """The documents of ``deploy/rbac/<files>``, as shipped."""
-    return [doc for name in files for doc in yaml.safe_load_all((RBAC / name).read_text())
-            if doc]
+    return [doc for name in files for doc in yaml.safe_load_all((RBAC / name).read_text()) if doc]
 
 
 def into_namespace(docs: list[dict[str, Any]], namespace: str) -> list[str]:
@@ -41,20 +40,34 @@ def into_namespace(docs: list[dict[str, Any]], namespace: str) -> list[str]:
     return cluster_objects
 
 
-def token_kubeconfig(sandbox: Sandbox, account: str, namespace: str,
-                     path: Path) -> tuple[Path, str]:
+def token_kubeconfig(
+    sandbox: Sandbox, account: str, namespace: str, path: Path
+) -> tuple[Path, str]:
     """A kubeconfig (mode 0600) holding only a 15-minute token of the ServiceAccount
     ``account``; returns it and the token."""
-    token = sandbox.kubectl("create", "token", account, "-n", namespace,
-                            "--duration=15m").strip()
+    token = sandbox.kubectl("create", "token", account, "-n", namespace, "--duration=15m").strip()
     admin = yaml.safe_load(sandbox.kubeconfig.read_text())
     cluster = admin["clusters"][0]
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": cluster["name"],
-                                                   "user": account, "namespace": namespace}}],
-        "current-context": account,
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [cluster],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": account,
+                        "context": {
+                            "cluster": cluster["name"],
+                            "user": account,
+                            "namespace": namespace,
+                        },
+                    }
+                ],
+                "current-context": account,
+            }
+        )
+    )
     path.chmod(0o600)
     return path, token

@@ -73,8 +73,14 @@ pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "tests" / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
-PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
-                  "--set", "operator.enabled=false")
+PREFLIGHT_SETS = (
+    "--set",
+    "preflight.enabled=true",
+    "--set",
+    "agent=false",
+    "--set",
+    "operator.enabled=false",
+)
 READER = "cilium-upgrade-checks"
 HOLDER = "throttle-holder"
 FLOWCONTROL = "flowcontrol.apiserver.k8s.io/v1"
@@ -82,8 +88,10 @@ HOLD_S = 28.0  # below the webhook's timeoutSeconds (30, the most the API allows
 CLUSTER_CHECK = "cilium-upgrade.pre::cluster_reachable_and_access_allowed"
 REJECT: dict[str, Any] = {"type": "Reject"}
 # one queue for both identities: the gate's requests wait behind the held ones
-QUEUE: dict[str, Any] = {"type": "Queue", "queuing": {"queues": 1, "handSize": 1,
-                                                      "queueLengthLimit": 50}}
+QUEUE: dict[str, Any] = {
+    "type": "Queue",
+    "queuing": {"queues": 1, "handSize": 1, "queueLengthLimit": 50},
+}
 PROBE_TIMEOUT_S = 1.0  # a probe that waits longer than this in the queue is held there
 SLOW_S = 3.0  # how long the slow API server keeps the gate's requests waiting
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
@@ -93,8 +101,15 @@ _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 def _everything() -> dict[str, Any]:
     """FlowSchema rules matching every request."""
     return {
-        "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"],
-                           "clusterScope": True, "namespaces": ["*"]}],
+        "resourceRules": [
+            {
+                "verbs": ["*"],
+                "apiGroups": ["*"],
+                "resources": ["*"],
+                "clusterScope": True,
+                "namespaces": ["*"],
+            }
+        ],
         "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
     }
 
@@ -118,8 +133,13 @@ class _Hold(http.server.BaseHTTPRequestHandler):
         with self.server.changed:
             self.server.holding -= 1
             self.server.let_go.append(released)
-        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": {"uid": uid, "allowed": True}}).encode()
+        body = json.dumps(
+            {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "response": {"uid": uid, "allowed": True},
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -181,16 +201,25 @@ class Throttle:
         self.cluster_objects += into_namespace(docs, self.ns)
         self.sandbox.apply(docs)
         self.sandbox.kubectl("create", "serviceaccount", HOLDER, "-n", self.ns)
-        self.sandbox.kubectl("create", "role", HOLDER, "--verb=create",
-                             "--resource=configmaps", "-n", self.ns)
-        self.sandbox.kubectl("create", "rolebinding", HOLDER, f"--role={HOLDER}",
-                             f"--serviceaccount={self.ns}:{HOLDER}", "-n", self.ns)
+        self.sandbox.kubectl(
+            "create", "role", HOLDER, "--verb=create", "--resource=configmaps", "-n", self.ns
+        )
+        self.sandbox.kubectl(
+            "create",
+            "rolebinding",
+            HOLDER,
+            f"--role={HOLDER}",
+            f"--serviceaccount={self.ns}:{HOLDER}",
+            "-n",
+            self.ns,
+        )
         self.reader_cfg = self._kubeconfig(READER)
         self.holder_cfg = self._kubeconfig(HOLDER)
 
     def _kubeconfig(self, account: str) -> Path:
-        path, _ = token_kubeconfig(self.sandbox, account, self.ns,
-                                   self.pytester.path / f"{account}.kubeconfig")
+        path, _ = token_kubeconfig(
+            self.sandbox, account, self.ns, self.pytester.path / f"{account}.kubeconfig"
+        )
         return path
 
     # ------------------------------------------------------------------ the throttle
@@ -201,17 +230,37 @@ class Throttle:
             pytest.fail("openssl is needed to make the test webhook's certificate", pytrace=False)
         cert, key = self.pytester.path / "hold.crt", self.pytester.path / "hold.key"
         subprocess.run(
-            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=60,
+            [
+                openssl,
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
         self.server = _HoldServer()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True,
-                         name="throttle-webhook").start()
+        threading.Thread(
+            target=self.server.serve_forever, daemon=True, name="throttle-webhook"
+        ).start()
         return base64.b64encode(cert.read_bytes()).decode()
 
     def start(self, limit_response: dict[str, Any] = REJECT) -> None:
@@ -220,49 +269,94 @@ class Throttle:
         ca_bundle = self._webhook_server()
         assert self.server is not None
         port = self.server.server_address[1]
-        self.cluster_objects += [f"validatingwebhookconfiguration/{self.webhook}",
-                                 f"flowschema.{FLOWCONTROL.split('/')[0]}/{self.gate_schema}",
-                                 f"flowschema.{FLOWCONTROL.split('/')[0]}/{self.holder_schema}",
-                                 f"prioritylevelconfiguration.{FLOWCONTROL.split('/')[0]}/"
-                                 f"{self.level}"]
+        self.cluster_objects += [
+            f"validatingwebhookconfiguration/{self.webhook}",
+            f"flowschema.{FLOWCONTROL.split('/')[0]}/{self.gate_schema}",
+            f"flowschema.{FLOWCONTROL.split('/')[0]}/{self.holder_schema}",
+            f"prioritylevelconfiguration.{FLOWCONTROL.split('/')[0]}/{self.level}",
+        ]
         schemas = [
-            {"apiVersion": FLOWCONTROL, "kind": "FlowSchema",
-             "metadata": {"name": name},
-             "spec": {"matchingPrecedence": precedence,
-                      "priorityLevelConfiguration": {"name": self.level},
-                      "distinguisherMethod": {"type": "ByUser"},
-                      "rules": [{"subjects": [{"kind": "ServiceAccount", "serviceAccount": {
-                          "name": account, "namespace": self.ns}}], **_everything()}]}}
-            for name, account, precedence in ((self.gate_schema, READER, 50),
-                                              (self.holder_schema, HOLDER, 51))
+            {
+                "apiVersion": FLOWCONTROL,
+                "kind": "FlowSchema",
+                "metadata": {"name": name},
+                "spec": {
+                    "matchingPrecedence": precedence,
+                    "priorityLevelConfiguration": {"name": self.level},
+                    "distinguisherMethod": {"type": "ByUser"},
+                    "rules": [
+                        {
+                            "subjects": [
+                                {
+                                    "kind": "ServiceAccount",
+                                    "serviceAccount": {"name": account, "namespace": self.ns},
+                                }
+                            ],
+                            **_everything(),
+                        }
+                    ],
+                },
+            }
+            for name, account, precedence in (
+                (self.gate_schema, READER, 50),
+                (self.holder_schema, HOLDER, 51),
+            )
         ]
         # A level that queues needs seats: kube-apiserver dispatches from its queues only
         # while fewer seats than its limit are in use (queueset's
         # dispatchAsMuchAsPossibleLocked), so with none its queue would move only now
         # and then. One share gives it a few seats; the holder then fills all of them.
         queue = limit_response["type"] == "Queue"
-        self.sandbox.apply([
-            {"apiVersion": FLOWCONTROL, "kind": "PriorityLevelConfiguration",
-             "metadata": {"name": self.level},
-             "spec": {"type": "Limited", "limited": {
-                 "nominalConcurrencyShares": 1 if queue else 0, "lendablePercent": 0,
-                 "borrowingLimitPercent": 0, "limitResponse": limit_response}}},
-            *schemas,
-            {"apiVersion": "admissionregistration.k8s.io/v1",
-             "kind": "ValidatingWebhookConfiguration",
-             "metadata": {"name": self.webhook},
-             "webhooks": [{
-                 "name": "hold.throttle.pytest-cilium-upgrade.test",
-                 "clientConfig": {"url": f"https://127.0.0.1:{port}/hold",
-                                  "caBundle": ca_bundle},
-                 "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
-                            "resources": ["configmaps"], "scope": "Namespaced"}],
-                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.ns}},
-                 "objectSelector": {"matchLabels": {"throttle-hold": "true"}},
-                 "failurePolicy": "Ignore", "sideEffects": "None",
-                 "admissionReviewVersions": ["v1"], "timeoutSeconds": 30,
-             }]},
-        ])
+        self.sandbox.apply(
+            [
+                {
+                    "apiVersion": FLOWCONTROL,
+                    "kind": "PriorityLevelConfiguration",
+                    "metadata": {"name": self.level},
+                    "spec": {
+                        "type": "Limited",
+                        "limited": {
+                            "nominalConcurrencyShares": 1 if queue else 0,
+                            "lendablePercent": 0,
+                            "borrowingLimitPercent": 0,
+                            "limitResponse": limit_response,
+                        },
+                    },
+                },
+                *schemas,
+                {
+                    "apiVersion": "admissionregistration.k8s.io/v1",
+                    "kind": "ValidatingWebhookConfiguration",
+                    "metadata": {"name": self.webhook},
+                    "webhooks": [
+                        {
+                            "name": "hold.throttle.pytest-cilium-upgrade.test",
+                            "clientConfig": {
+                                "url": f"https://127.0.0.1:{port}/hold",
+                                "caBundle": ca_bundle,
+                            },
+                            "rules": [
+                                {
+                                    "operations": ["CREATE"],
+                                    "apiGroups": [""],
+                                    "apiVersions": ["v1"],
+                                    "resources": ["configmaps"],
+                                    "scope": "Namespaced",
+                                }
+                            ],
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": self.ns}
+                            },
+                            "objectSelector": {"matchLabels": {"throttle-hold": "true"}},
+                            "failurePolicy": "Ignore",
+                            "sideEffects": "None",
+                            "admissionReviewVersions": ["v1"],
+                            "timeoutSeconds": 30,
+                        }
+                    ],
+                },
+            ]
+        )
         # The API server takes up new flow control and webhook configurations
         # asynchronously: hold, then prove with the gate's identity that it is throttled.
         probe = self.queued_probe if queue else self.rejected_probe
@@ -272,16 +366,24 @@ class Throttle:
             if probe():
                 return
             if time.monotonic() > deadline:
-                pytest.fail("the API server never throttled the gate's identity "
-                            f"({self.holds} holds tried: {self.holder_result})", pytrace=False)
+                pytest.fail(
+                    "the API server never throttled the gate's identity "
+                    f"({self.holds} holds tried: {self.holder_result})",
+                    pytrace=False,
+                )
             self._let_go()
             time.sleep(0.5)
 
     def seats(self) -> int:
         """The level's concurrency limit as the API server applies it (0 until it has it)."""
-        return int(sum(value for name, labels, value in metrics(self.sandbox)
-                       if name == "apiserver_flowcontrol_current_limit_seats"
-                       and labels.get("priority_level") == self.level))
+        return int(
+            sum(
+                value
+                for name, labels, value in metrics(self.sandbox)
+                if name == "apiserver_flowcontrol_current_limit_seats"
+                and labels.get("priority_level") == self.level
+            )
+        )
 
     def _hold(self, count: int = 1) -> None:
         """Create ConfigMaps as the holder, one after another, until ``count`` are held:
@@ -298,15 +400,32 @@ class Throttle:
         """One more held request; False when it did not reach the webhook."""
         assert self.server is not None
         self.holds += 1
-        manifest = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": f"hold-{self.holds}", "namespace": self.ns,
-            "labels": {"throttle-hold": "true"}}})
+        manifest = json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": f"hold-{self.holds}",
+                    "namespace": self.ns,
+                    "labels": {"throttle-hold": "true"},
+                },
+            }
+        )
 
         def create() -> None:
             try:
                 proc = self.sandbox.run(
-                    [str(self.sandbox.binaries.kubectl), f"--kubeconfig={self.holder_cfg}",
-                     "create", "-f", "-"], input_text=manifest, check=False, timeout=90)
+                    [
+                        str(self.sandbox.binaries.kubectl),
+                        f"--kubeconfig={self.holder_cfg}",
+                        "create",
+                        "-f",
+                        "-",
+                    ],
+                    input_text=manifest,
+                    check=False,
+                    timeout=90,
+                )
             except subprocess.TimeoutExpired as exc:
                 self.holder_result.append(str(exc))
                 return
@@ -317,8 +436,9 @@ class Throttle:
         thread.start()
         with self.server.changed:
             held = self.server.changed.wait_for(
-                lambda: self.server is not None
-                and self.server.holding >= len(self.holder_threads), 10)
+                lambda: self.server is not None and self.server.holding >= len(self.holder_threads),
+                10,
+            )
         if not held:
             # not through the webhook (its configuration not taken up yet, or the
             # holder itself got a 429): try again
@@ -373,10 +493,14 @@ class Throttle:
 
     def still_holding(self) -> bool:
         """The held requests have not been let go (nor timed out) since they were held."""
-        return (self.server is not None and self.server.held.is_set()
-                and not self.server.release.is_set() and not self.server.let_go
-                and self.server.holding == len(self.holder_threads) > 0
-                and all(thread.is_alive() for thread in self.holder_threads))
+        return (
+            self.server is not None
+            and self.server.held.is_set()
+            and not self.server.release.is_set()
+            and not self.server.let_go
+            and self.server.holding == len(self.holder_threads) > 0
+            and all(thread.is_alive() for thread in self.holder_threads)
+        )
 
     def lift(self) -> float:
         """Give the level seats, wait until the API server applies it, let the hold go.
@@ -384,8 +508,14 @@ class Throttle:
         Returns how long lifting took.
         """
         started = time.monotonic()
-        self.sandbox.kubectl("patch", "prioritylevelconfiguration", self.level, "--type=merge",
-                             "-p", '{"spec":{"limited":{"nominalConcurrencyShares":20}}}')
+        self.sandbox.kubectl(
+            "patch",
+            "prioritylevelconfiguration",
+            self.level,
+            "--type=merge",
+            "-p",
+            '{"spec":{"limited":{"nominalConcurrencyShares":20}}}',
+        )
         deadline = started + 20
         with Kube(str(self.holder_cfg), retries=0, request_timeout=10) as kube:
             while True:
@@ -405,8 +535,12 @@ class Throttle:
             # none of them has finalizers: gone when kubectl returns
             self.sandbox.kubectl("delete", "--ignore-not-found", *reversed(self.cluster_objects))
             left = self.sandbox.kubectl(
-                "get", "-o", "name", "flowschemas,prioritylevelconfigurations,"
-                "validatingwebhookconfigurations,clusterroles,clusterrolebindings")
+                "get",
+                "-o",
+                "name",
+                "flowschemas,prioritylevelconfigurations,"
+                "validatingwebhookconfigurations,clusterroles,clusterrolebindings",
+            )
             assert self.ns not in left, left
         if self.server is not None:
             self.server.shutdown()
@@ -422,8 +556,18 @@ class Throttle:
         labels the wait of a queued request ``execute="true"`` whether it was then served
         or timed out; ``execute="false"`` is for requests rejected without queuing.)
         """
-        out = dict.fromkeys(("dispatched", "rejected", "timed_out", "in_queue", "waited",
-                             "waited_s", "waited_over_2s"), 0.0)
+        out = dict.fromkeys(
+            (
+                "dispatched",
+                "rejected",
+                "timed_out",
+                "in_queue",
+                "waited",
+                "waited_s",
+                "waited_over_2s",
+            ),
+            0.0,
+        )
         wait = "apiserver_flowcontrol_request_wait_duration_seconds"
         for name, labels, value in metrics(self.sandbox):
             if labels.get("flow_schema") != self.gate_schema:
@@ -448,16 +592,37 @@ class Throttle:
 
     # ------------------------------------------------------------------ the release
     def install_release_and_preflight(self) -> None:
-        self.sandbox.helm(3, "install", "cilium", str(CHARTS / "1.15.18"), "--wait",
-                          "--timeout", "2m", "-n", self.ns)
+        self.sandbox.helm(
+            3,
+            "install",
+            "cilium",
+            str(CHARTS / "1.15.18"),
+            "--wait",
+            "--timeout",
+            "2m",
+            "-n",
+            self.ns,
+        )
         self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
-        self.sandbox.helm(3, "install", "cilium-preflight", str(CHARTS / "1.16.15"),
-                          *PREFLIGHT_SETS, "--wait", "--timeout", "2m", "-n", self.ns)
+        self.sandbox.helm(
+            3,
+            "install",
+            "cilium-preflight",
+            str(CHARTS / "1.16.15"),
+            *PREFLIGHT_SETS,
+            "--wait",
+            "--timeout",
+            "2m",
+            "-n",
+            self.ns,
+        )
         # The values snapshot, saved beforehand: with --cilium-write-snapshot the gate
         # would save it with `helm get values`, whose requests (client-go's own retries,
         # up to 11 attempts) this test does not follow.
-        values = json.loads(self.sandbox.helm(3, "get", "values", "cilium", "-n", self.ns,
-                                              "-o", "json").stdout or "null")
+        values = json.loads(
+            self.sandbox.helm(3, "get", "values", "cilium", "-n", self.ns, "-o", "json").stdout
+            or "null"
+        )
         write_values_snapshot(self.snapshot, values or {})
 
     # ------------------------------------------------------------------ the gate
@@ -466,7 +631,9 @@ class Throttle:
 
     def gate(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest(
-            "--cilium-upgrade", "--cilium-phase=pre", "--cilium-target-version=1.16.15",
+            "--cilium-upgrade",
+            "--cilium-phase=pre",
+            "--cilium-target-version=1.16.15",
             f"--cilium-kubeconfig={self.reader_cfg}",
             f"--cilium-helm={self.sandbox.binaries.helm3}",
             f"--cilium-namespace={self.ns}",
@@ -474,7 +641,9 @@ class Throttle:
             f"--cilium-values-snapshot={self.snapshot}",
             f"--cilium-state-file={self.pytester.path / 'state.json'}",
             f"--junitxml={self.junit}",
-            "-p", "no:cacheprovider", "-rA",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
             *args,
         )
 
@@ -516,8 +685,7 @@ def delays(monkeypatch: pytest.MonkeyPatch) -> list[Delay]:
 
 
 def _outcome(result: pytest.RunResult) -> dict[str, int]:
-    return {k: v for k, v in result.parseoutcomes().items()
-            if k in ("passed", "failed", "skipped")}
+    return {k: v for k, v in result.parseoutcomes().items() if k in ("passed", "failed", "skipped")}
 
 
 # ---------------------------------------------------------------------------- tests
@@ -565,9 +733,10 @@ def test_gate_under_sustained_429_ends_with_a_verdict_in_bounded_time(
     assert "API server is throttling the gate (429 Too Many Requests)" in cluster
     assert "API error 429 Too Many Requests: Too many requests, please try again later" in cluster
     assert "(gave up after 4 attempts)" in cluster
-    assert ("API server is throttling the gate (429 Too Many Requests) (see "
-            "cluster_reachable_and_access_allowed)") in " ".join(
-        verdicts.values())
+    assert (
+        "API server is throttling the gate (429 Too Many Requests) (see "
+        "cluster_reachable_and_access_allowed)"
+    ) in " ".join(verdicts.values())
     # Each request was retried 3 times, each after the server's Retry-After; then given up.
     assert delays, output
     assert [attempt for attempt, _, _ in delays].count(1) * 3 == len(delays)
@@ -583,8 +752,10 @@ def test_gate_under_sustained_429_ends_with_a_verdict_in_bounded_time(
     # gate's own work.
     waits = [delay for _, _, delay in delays]
     assert sum(waits) / requests <= elapsed < max(waits) * 3 + 15, (elapsed, delays)
-    print(f"verdict after {elapsed:.1f}s; {requests} requests x 4 attempts rejected; "
-          f"waits {[d for _, _, d in delays]}")
+    print(
+        f"verdict after {elapsed:.1f}s; {requests} requests x 4 attempts rejected; "
+        f"waits {[d for _, _, d in delays]}"
+    )
 
 
 def test_gate_recovers_when_the_throttle_lifts_while_it_retries(
@@ -637,8 +808,10 @@ def test_gate_recovers_when_the_throttle_lifts_while_it_retries(
     rejected = after["rejected"] - before["rejected"]
     assert rejected == len(delays), (before, after, delays)
     assert after["dispatched"] > before["dispatched"]
-    print(f"recovered: {len(delays)} request(s) refused once, lift took {lift_took[0]:.1f}s, "
-          f"gate done after {elapsed:.1f}s; waits {[d for _, _, d in delays]}")
+    print(
+        f"recovered: {len(delays)} request(s) refused once, lift took {lift_took[0]:.1f}s, "
+        f"gate done after {elapsed:.1f}s; waits {[d for _, _, d in delays]}"
+    )
 
 
 Send = tuple[str, str, float]  # method, path, when (monotonic)
@@ -718,11 +891,13 @@ def test_gate_waits_out_a_slow_api_server_and_passes(
     first = sends[0][2]
     assert started <= first <= queued_at[0]
     assert elapsed > SLOW_S, elapsed
-    print(f"slow API server: first request queued {queued_at[0] - first:.1f}s after it was "
-          f"sent, released {released_at[0] - first:.1f}s after it; gate done after "
-          f"{elapsed:.1f}s; {len(sends)} requests, "
-          f"{after['waited'] - before['waited']:.0f} of them through APF, waiting "
-          f"{after['waited_s'] - before['waited_s']:.1f}s in its queue in all")
+    print(
+        f"slow API server: first request queued {queued_at[0] - first:.1f}s after it was "
+        f"sent, released {released_at[0] - first:.1f}s after it; gate done after "
+        f"{elapsed:.1f}s; {len(sends)} requests, "
+        f"{after['waited'] - before['waited']:.0f} of them through APF, waiting "
+        f"{after['waited_s'] - before['waited_s']:.1f}s in its queue in all"
+    )
 
 
 def test_gate_on_an_api_server_slower_than_the_request_timeout_ends_with_a_verdict(
@@ -744,8 +919,9 @@ def test_gate_on_an_api_server_slower_than_the_request_timeout_ends_with_a_verdi
     verdicts = throttle.verdicts()
     cluster = verdicts[CLUSTER_CHECK]
     assert cluster.startswith("API server did not answer within the request timeout\n"), cluster
-    assert (f"the Kubernetes API at {throttle.server_address()} did not answer get version "
-            "within 2s") in cluster
+    assert (
+        f"the Kubernetes API at {throttle.server_address()} did not answer get version within 2s"
+    ) in cluster
     assert "allow more time with --cilium-request-timeout" in cluster
     assert "check the kubeconfig" not in cluster
     assert "API server did not answer within the request timeout\n" in output
@@ -755,11 +931,15 @@ def test_gate_on_an_api_server_slower_than_the_request_timeout_ends_with_a_verdi
     # hung up.
     assert delays == []
     assert sorted(path for _, path, _ in sends) == [
-        f"/api/v1/namespaces/{throttle.ns}/secrets", "/version/"], sends
+        f"/api/v1/namespaces/{throttle.ns}/secrets",
+        "/version/",
+    ], sends
     assert after["timed_out"] - before["timed_out"] == len(sends), (before, after, sends)
     assert after["waited"] - before["waited"] == len(sends), (before, after)
     assert after["dispatched"] == before["dispatched"]
     assert 2 <= elapsed < 30, elapsed
-    print(f"verdict after {elapsed:.1f}s; {len(sends)} requests, each sent once and queued "
-          f"{(after['waited_s'] - before['waited_s']) / len(sends):.1f}s on average "
-          "until the gate hung up")
+    print(
+        f"verdict after {elapsed:.1f}s; {len(sends)} requests, each sent once and queued "
+        f"{(after['waited_s'] - before['waited_s']) / len(sends):.1f}s on average "
+        "until the gate hung up"
+    )

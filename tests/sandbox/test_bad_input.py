@@ -67,71 +67,145 @@ def _helm2(env: Env) -> list[str]:
 def _other_snapshot(env: Env) -> list[str]:
     snapshot = env.path / "other-release-values.yaml"
     snapshot.write_text("cluster:\n  name: another-cluster\n")
-    return ["--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
-            f"--cilium-values-snapshot={snapshot}", "-k", "snapshot_values"]
+    return [
+        "--cilium-perform-upgrade",
+        "--cilium-target-version=1.16.15",
+        f"--cilium-values-snapshot={snapshot}",
+        "-k",
+        "snapshot_values",
+    ]
 
 
 def _bad_values_file(env: Env) -> list[str]:
     bad = env.path / "extra-values.yaml"
     bad.write_text("hubble: [unclosed\n")
-    return ["--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
-            f"--cilium-values-file={bad}", "-k", "snapshot_values or target_chart"]
+    return [
+        "--cilium-perform-upgrade",
+        "--cilium-target-version=1.16.15",
+        f"--cilium-values-file={bad}",
+        "-k",
+        "snapshot_values or target_chart",
+    ]
 
 
 CASES = (
-    Case("missing-kubeconfig", "kubeconfig file does not exist",
-         lambda e: ["--cilium-kubeconfig=/nonexistent/kubeconfig", "--cilium-phase=pre"],
-         r"/nonexistent/kubeconfig"),
-    Case("malformed-kubeconfig", "kubeconfig is not YAML",
-         lambda e: [f"--cilium-kubeconfig={e.kubeconfig_with(text='clusters: [')}",
-                    "--cilium-phase=pre"],
-         r"cannot read kubeconfig .*kubeconfig-"),
-    Case("unknown-context", "--cilium-context names no context",
-         lambda e: ["--cilium-context=no-such-context", "--cilium-phase=pre"],
-         r"no-such-context"),
-    Case("unreachable-server", "API server not listening",
-         lambda e: [f"--cilium-kubeconfig={e.kubeconfig_with(f'https://127.0.0.1:{_closed_port()}')}",
-                    "--cilium-phase=pre"],
-         r"cluster unreachable"),
-    Case("wrong-namespace", "--cilium-namespace holds no release",
-         lambda e: ["--cilium-namespace=no-such-namespace", "--cilium-phase=pre",
-                    "-k", "release_deployed"],
-         r"release cilium not found in namespace no-such-namespace"),
-    Case("release-not-found", "--cilium-release names no release",
-         lambda e: ["--cilium-release=no-such-release", "--cilium-phase=pre",
-                    "-k", "release_deployed"],
-         r"release no-such-release not found"),
-    Case("target-not-semver", "--cilium-target-version is not a version",
-         lambda e: ["--cilium-target-version=latest"],
-         r"--cilium-target-version: 'latest' is not a semantic version"),
-    Case("target-not-available", "target version not in the chart source",
-         lambda e: ["--cilium-target-version=1.16.99", "--cilium-phase=pre",
-                    "-k", "upgrade_path"],
-         r"target chart version 1\.16\.99 is not available"),
-    Case("downgrade", "target older than the release, downgrade not allowed",
-         lambda e: ["--cilium-target-version=1.15.1", "--cilium-phase=pre",
-                    "-k", "upgrade_path"],
-         r"1\.15\.18 -> 1\.15\.1 is a downgrade; allow it explicitly"),
-    Case("snapshot-unwritable", "--cilium-values-snapshot in a missing directory",
-         lambda e: ["--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
-                    "--cilium-values-snapshot=/nonexistent/dir/values.yaml",
-                    "-k", "snapshot_values"],
-         r"cannot write values snapshot /nonexistent/dir/values\.yaml"),
-    Case("snapshot-of-another-release", "existing snapshot holds different values",
-         _other_snapshot, r"already exists with different content; refusing to overwrite"),
-    Case("malformed-values-file", "--cilium-values-file is not YAML",
-         _bad_values_file, r"extra-values\.yaml"),
-    Case("helm-missing", "--cilium-helm names no program",
-         lambda e: ["--cilium-helm=/nonexistent/helm", "--cilium-phase=pre"],
-         r"helm binary '/nonexistent/helm' not found"),
+    Case(
+        "missing-kubeconfig",
+        "kubeconfig file does not exist",
+        lambda e: ["--cilium-kubeconfig=/nonexistent/kubeconfig", "--cilium-phase=pre"],
+        r"/nonexistent/kubeconfig",
+    ),
+    Case(
+        "malformed-kubeconfig",
+        "kubeconfig is not YAML",
+        lambda e: [
+            f"--cilium-kubeconfig={e.kubeconfig_with(text='clusters: [')}",
+            "--cilium-phase=pre",
+        ],
+        r"cannot read kubeconfig .*kubeconfig-",
+    ),
+    Case(
+        "unknown-context",
+        "--cilium-context names no context",
+        lambda e: ["--cilium-context=no-such-context", "--cilium-phase=pre"],
+        r"no-such-context",
+    ),
+    Case(
+        "unreachable-server",
+        "API server not listening",
+        lambda e: [
+            f"--cilium-kubeconfig={e.kubeconfig_with(f'https://127.0.0.1:{_closed_port()}')}",
+            "--cilium-phase=pre",
+        ],
+        r"cluster unreachable",
+    ),
+    Case(
+        "wrong-namespace",
+        "--cilium-namespace holds no release",
+        lambda e: [
+            "--cilium-namespace=no-such-namespace",
+            "--cilium-phase=pre",
+            "-k",
+            "release_deployed",
+        ],
+        r"release cilium not found in namespace no-such-namespace",
+    ),
+    Case(
+        "release-not-found",
+        "--cilium-release names no release",
+        lambda e: [
+            "--cilium-release=no-such-release",
+            "--cilium-phase=pre",
+            "-k",
+            "release_deployed",
+        ],
+        r"release no-such-release not found",
+    ),
+    Case(
+        "target-not-semver",
+        "--cilium-target-version is not a version",
+        lambda e: ["--cilium-target-version=latest"],
+        r"--cilium-target-version: 'latest' is not a semantic version",
+    ),
+    Case(
+        "target-not-available",
+        "target version not in the chart source",
+        lambda e: ["--cilium-target-version=1.16.99", "--cilium-phase=pre", "-k", "upgrade_path"],
+        r"target chart version 1\.16\.99 is not available",
+    ),
+    Case(
+        "downgrade",
+        "target older than the release, downgrade not allowed",
+        lambda e: ["--cilium-target-version=1.15.1", "--cilium-phase=pre", "-k", "upgrade_path"],
+        r"1\.15\.18 -> 1\.15\.1 is a downgrade; allow it explicitly",
+    ),
+    Case(
+        "snapshot-unwritable",
+        "--cilium-values-snapshot in a missing directory",
+        lambda e: [
+            "--cilium-perform-upgrade",
+            "--cilium-target-version=1.16.15",
+            "--cilium-values-snapshot=/nonexistent/dir/values.yaml",
+            "-k",
+            "snapshot_values",
+        ],
+        r"cannot write values snapshot /nonexistent/dir/values\.yaml",
+    ),
+    Case(
+        "snapshot-of-another-release",
+        "existing snapshot holds different values",
+        _other_snapshot,
+        r"already exists with different content; refusing to overwrite",
+    ),
+    Case(
+        "malformed-values-file",
+        "--cilium-values-file is not YAML",
+        _bad_values_file,
+        r"extra-values\.yaml",
+    ),
+    Case(
+        "helm-missing",
+        "--cilium-helm names no program",
+        lambda e: ["--cilium-helm=/nonexistent/helm", "--cilium-phase=pre"],
+        r"helm binary '/nonexistent/helm' not found",
+    ),
     Case("helm-2", "helm is version 2", _helm2, r"only Helm 3 and Helm 4"),
-    Case("chart-repo-unknown", "--cilium-chart names a repo helm does not know",
-         lambda e: ["--cilium-chart=nosuchrepo/cilium", "--cilium-phase=pre",
-                    "--cilium-target-version=1.16.15"],
-         r"no chart nosuchrepo/cilium in the Helm repositories"),
-    Case("contradicting-options", "options that cannot go together",
-         lambda e: ["--cilium-overwrite-snapshot"],
-         r"--cilium-overwrite-snapshot \(from the command line\) needs --cilium-write-snapshot"),
+    Case(
+        "chart-repo-unknown",
+        "--cilium-chart names a repo helm does not know",
+        lambda e: [
+            "--cilium-chart=nosuchrepo/cilium",
+            "--cilium-phase=pre",
+            "--cilium-target-version=1.16.15",
+        ],
+        r"no chart nosuchrepo/cilium in the Helm repositories",
+    ),
+    Case(
+        "contradicting-options",
+        "options that cannot go together",
+        lambda e: ["--cilium-overwrite-snapshot"],
+        r"--cilium-overwrite-snapshot \(from the command line\) needs --cilium-write-snapshot",
+    ),
 )
 
 
@@ -139,8 +213,17 @@ CASES = (
 def installed(sandbox: Sandbox) -> Iterator[str]:
     namespace = f"bad-{uuid.uuid4().hex[:6]}"
     sandbox.kubectl("create", "namespace", namespace)
-    sandbox.helm(3, "install", "cilium", str(CHARTS / "1.15.18"), "-n", namespace,
-                 "--wait", "--timeout", "2m")
+    sandbox.helm(
+        3,
+        "install",
+        "cilium",
+        str(CHARTS / "1.15.18"),
+        "-n",
+        namespace,
+        "--wait",
+        "--timeout",
+        "2m",
+    )
     sandbox.set_logs(
         ContainerLogs(namespace, "cnp-validator", current=["All CCNPs and CNPs valid!"])
     )
@@ -155,17 +238,24 @@ def test_bad_input_ends_with_a_clear_message(
 ) -> None:
     env = Env(sandbox, installed, pytester.path)
     defaults = [
-        f"--cilium-kubeconfig={sandbox.kubeconfig}", f"--cilium-helm={sandbox.binaries.helm3}",
-        f"--cilium-namespace={installed}", f"--cilium-chart={CHARTS}",
+        f"--cilium-kubeconfig={sandbox.kubeconfig}",
+        f"--cilium-helm={sandbox.binaries.helm3}",
+        f"--cilium-namespace={installed}",
+        f"--cilium-chart={CHARTS}",
         f"--cilium-values-snapshot={pytester.path / 'values.yaml'}",
-        f"--cilium-state-file={pytester.path / 'state.json'}", "--cilium-timeout=20",
+        f"--cilium-state-file={pytester.path / 'state.json'}",
+        "--cilium-timeout=20",
         "--cilium-request-timeout=5",
     ]
     args = case.args(env)
     given = {a.split("=", 1)[0] for a in args}
     result = pytester.runpytest_subprocess(
-        "--cilium-upgrade", "-p", "no:cacheprovider", "-rA",
-        *[d for d in defaults if d.split("=", 1)[0] not in given], *args,
+        "--cilium-upgrade",
+        "-p",
+        "no:cacheprovider",
+        "-rA",
+        *[d for d in defaults if d.split("=", 1)[0] not in given],
+        *args,
     )
     output = result.stdout.str() + result.stderr.str()
     assert result.ret != 0, output

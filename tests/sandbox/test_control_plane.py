@@ -63,10 +63,7 @@ def test_nodes_are_the_kind_topology_and_ready(sandbox: Sandbox) -> None:
     for spec in sandbox.topology.nodes:
         node = by_name[spec.name]
         assert node["metadata"]["labels"].items() >= dict(spec.labels).items()
-        taints = [
-            (t["key"], t["effect"])
-            for t in node["spec"].get("taints", [])
-        ]
+        taints = [(t["key"], t["effect"]) for t in node["spec"].get("taints", [])]
         assert taints == [(t.key, t.effect) for t in spec.taints]
         ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
         assert ready == "True"
@@ -125,8 +122,16 @@ def test_helm_upgrade_history_rollback_and_values(
     version = helm("version", "--short").strip()
     assert version.startswith(f"v{helm_major}.")
 
-    helm("install", "cilium", str(CHARTS / "1.15.1"), "--set", "cluster.name=sandbox",
-         "--wait", "--timeout", "2m")
+    helm(
+        "install",
+        "cilium",
+        str(CHARTS / "1.15.1"),
+        "--set",
+        "cluster.name=sandbox",
+        "--wait",
+        "--timeout",
+        "2m",
+    )
     pods = _pods(sandbox, namespace, "k8s-app=cilium")
     assert len(pods) == len(sandbox.topology.nodes)
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {"quay.io/cilium/cilium:v1.15.1"}
@@ -135,15 +140,24 @@ def test_helm_upgrade_history_rollback_and_values(
     assert json.loads(values) == {"cluster": {"name": "sandbox"}}
 
     sandbox.run(
-        [str(sandbox.bin_dir / f"helm{helm_major}"), "upgrade", "cilium", str(CHARTS / "1.15.18"),
-         "-n", namespace, "-f", "-", "--wait", "--timeout", "2m"],
+        [
+            str(sandbox.bin_dir / f"helm{helm_major}"),
+            "upgrade",
+            "cilium",
+            str(CHARTS / "1.15.18"),
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            "--wait",
+            "--timeout",
+            "2m",
+        ],
         input_text=values,
     )
     _rollout(sandbox, namespace, "daemonset/cilium")
     pods = _pods(sandbox, namespace, "k8s-app=cilium")
-    assert {p["spec"]["containers"][0]["image"] for p in pods} == {
-        "quay.io/cilium/cilium:v1.15.18"
-    }
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"quay.io/cilium/cilium:v1.15.18"}
     assert all(_ready(p) for p in pods)
 
     history = json.loads(helm("history", "cilium", "-o", "json"))
@@ -172,8 +186,8 @@ def test_pod_logs_current_and_previous_through_the_api(
         ContainerLogs(
             namespace=namespace,
             container="cnp-validator",
-            current=["level=info msg=\"All CCNPs and CNPs valid!\""],
-            previous=["level=fatal msg=\"failed to start: Found invalid CiliumNetworkPolicy\""],
+            current=['level=info msg="All CCNPs and CNPs valid!"'],
+            previous=['level=fatal msg="failed to start: Found invalid CiliumNetworkPolicy"'],
         )
     )
     deployment = {
@@ -203,15 +217,22 @@ def test_pod_logs_current_and_previous_through_the_api(
 
 def _wait_for(sandbox: Sandbox, namespace: str, selector: str, jsonpath: str, want: str) -> None:
     sandbox.kubectl(
-        "wait", "pods", "-n", namespace, "-l", selector,
-        f"--for=jsonpath={jsonpath}={want}", "--timeout=60s",
+        "wait",
+        "pods",
+        "-n",
+        namespace,
+        "-l",
+        selector,
+        f"--for=jsonpath={jsonpath}={want}",
+        "--timeout=60s",
     )
 
 
 def test_image_pull_error_for_one_image_on_one_node(faults: Sandbox, namespace: str) -> None:
     worker = faults.topology.workers[-1].name
-    faults.add_fault(PodFault(Fault.IMAGE_PULL, namespace=namespace, images=["img:2"],
-                              nodes=[worker]))
+    faults.add_fault(
+        PodFault(Fault.IMAGE_PULL, namespace=namespace, images=["img:2"], nodes=[worker])
+    )
     _apply_in(faults, namespace, _daemonset("agent", "img:1", [{"operator": "Exists"}]))
     _rollout(faults, namespace, "daemonset/agent")
     faults.kubectl("set", "image", "-n", namespace, "daemonset/agent", "main=img:2")
@@ -228,16 +249,27 @@ def test_image_pull_error_for_one_image_on_one_node(faults: Sandbox, namespace: 
 
 
 def test_crash_loop_with_restarts_and_never_ready(faults: Sandbox, namespace: str) -> None:
-    faults.add_fault(PodFault(Fault.CRASH_LOOP, namespace=namespace, labels={"app": "crash"},
-                              container="validator", restarts=7))
+    faults.add_fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=namespace,
+            labels={"app": "crash"},
+            container="validator",
+            restarts=7,
+        )
+    )
     faults.add_fault(PodFault(Fault.NEVER_READY, namespace=namespace, labels={"app": "stall"}))
     for name, containers in (("crash", ["validator", "sidecar"]), ("stall", ["main"])):
-        _apply_in(faults, namespace, {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app": name}},
-            "spec": {"containers": [{"name": c, "image": "img:1"} for c in containers]},
-        })
+        _apply_in(
+            faults,
+            namespace,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "labels": {"app": name}},
+                "spec": {"containers": [{"name": c, "image": "img:1"} for c in containers]},
+            },
+        )
     _wait_for(faults, namespace, "app=crash", "{.status.phase}", "Running")
     _wait_for(faults, namespace, "app=stall", "{.status.phase}", "Running")
     crash = _pods(faults, namespace, "app=crash")[0]["status"]
@@ -254,10 +286,20 @@ def test_crash_loop_with_restarts_and_never_ready(faults: Sandbox, namespace: st
 def test_fault_reaches_pods_that_already_run(faults: Sandbox, namespace: str) -> None:
     _apply_in(faults, namespace, _daemonset("agent", "img:1", [{"operator": "Exists"}]))
     _rollout(faults, namespace, "daemonset/agent")
-    faults.add_fault(PodFault(Fault.CRASH_LOOP, namespace=namespace, labels={"app": "agent"},
-                              nodes=[faults.topology.workers[0].name], restarts=3))
+    faults.add_fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=namespace,
+            labels={"app": "agent"},
+            nodes=[faults.topology.workers[0].name],
+            restarts=3,
+        )
+    )
     faults.kubectl(
-        "wait", "daemonset/agent", "-n", namespace,
+        "wait",
+        "daemonset/agent",
+        "-n",
+        namespace,
         f"--for=jsonpath={{.status.numberReady}}={len(faults.topology.nodes) - 1}",
         "--timeout=30s",
     )

@@ -20,10 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_runs_the_gated_upgrade_and_leaves_nothing_running(
     tmp_path: Path, scenario: str, capfd: CaptureFixture[str]
 ) -> None:
-    box = Sandbox(tmp_path / "box", Builder().ensure_all(),
-                  build_topology(ROOT / "kind-config.yaml"), progress=lambda _: None)
-    code = run_demo(box, ROOT / "tests" / "charts", scenario=scenario,
-                    reports=tmp_path / "reports")
+    box = Sandbox(
+        tmp_path / "box",
+        Builder().ensure_all(),
+        build_topology(ROOT / "kind-config.yaml"),
+        progress=lambda _: None,
+    )
+    code = run_demo(box, ROOT / "tests" / "charts", scenario=scenario, reports=tmp_path / "reports")
     out = capfd.readouterr().out
     assert code == 0, out
     assert (tmp_path / "reports" / f"demo-{scenario}.xml").is_file()

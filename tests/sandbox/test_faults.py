@@ -35,34 +35,65 @@ def test_helm_killed_mid_upgrade_leaves_pending_upgrade_and_the_gate_refuses(
         return sandbox.helm(3, *args, "-n", namespace).stdout
 
     helm("install", "cilium", str(CHARTS / "1.15.18"), "--wait", "--timeout", "2m")
-    faults.add_fault(PodFault(Fault.NEVER_READY, namespace=namespace,
-                              labels={"k8s-app": "cilium"},
-                              images=["quay.io/cilium/cilium:v1.16.15"]))
+    faults.add_fault(
+        PodFault(
+            Fault.NEVER_READY,
+            namespace=namespace,
+            labels={"k8s-app": "cilium"},
+            images=["quay.io/cilium/cilium:v1.16.15"],
+        )
+    )
     upgrade = subprocess.Popen(
-        [str(sandbox.binaries.helm3), "upgrade", "cilium", str(CHARTS / "1.16.15"),
-         "-n", namespace, "--wait", "--timeout", "5m"],
-        env=sandbox.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(sandbox.binaries.helm3),
+            "upgrade",
+            "cilium",
+            str(CHARTS / "1.16.15"),
+            "-n",
+            namespace,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        env=sandbox.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         # Helm records the revision as pending-upgrade before it starts waiting.
         record = "secret/sh.helm.release.v1.cilium.v2"
         sandbox.kubectl("wait", record, "-n", namespace, "--for=create", "--timeout=60s")
-        sandbox.kubectl("wait", record, "-n", namespace,
-                        "--for=jsonpath={.metadata.labels.status}=pending-upgrade",
-                        "--timeout=60s")
+        sandbox.kubectl(
+            "wait",
+            record,
+            "-n",
+            namespace,
+            "--for=jsonpath={.metadata.labels.status}=pending-upgrade",
+            "--timeout=60s",
+        )
     finally:
         upgrade.send_signal(signal.SIGKILL)
         upgrade.wait(timeout=30)
     status = json.loads(helm("status", "cilium", "-o", "json"))
     assert status["info"]["status"] == "pending-upgrade"
 
-    sandbox.set_logs(ContainerLogs(namespace, "cnp-validator",
-                                   current=['level=info msg="All CCNPs and CNPs valid!"']))
+    sandbox.set_logs(
+        ContainerLogs(
+            namespace, "cnp-validator", current=['level=info msg="All CCNPs and CNPs valid!"']
+        )
+    )
     result = pytester.runpytest(
-        "--cilium-upgrade", "--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
-        f"--cilium-kubeconfig={sandbox.kubeconfig}", f"--cilium-helm={sandbox.binaries.helm3}",
-        f"--cilium-namespace={namespace}", f"--cilium-chart={CHARTS}",
-        "-p", "no:cacheprovider", "-k", "snapshot_values or helm_upgrade or release_deployed",
+        "--cilium-upgrade",
+        "--cilium-perform-upgrade",
+        "--cilium-target-version=1.16.15",
+        f"--cilium-kubeconfig={sandbox.kubeconfig}",
+        f"--cilium-helm={sandbox.binaries.helm3}",
+        f"--cilium-namespace={namespace}",
+        f"--cilium-chart={CHARTS}",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "snapshot_values or helm_upgrade or release_deployed",
     )
     text = result.stdout.str()
     assert "refusing to upgrade" in text
@@ -99,18 +130,25 @@ def outage_sandbox(sandbox: Sandbox, tmp_path: Path) -> Iterator[tuple[Sandbox, 
 
 def _agents(sandbox: Sandbox, namespace: str) -> None:
     """A DaemonSet ``agent`` on every node (control planes included)."""
-    sandbox.apply([{
-        "apiVersion": "apps/v1", "kind": "DaemonSet",
-        "metadata": {"name": "agent", "namespace": namespace},
-        "spec": {
-            "selector": {"matchLabels": {"app": "agent"}},
-            "template": {
-                "metadata": {"labels": {"app": "agent"}},
-                "spec": {"tolerations": [{"operator": "Exists"}],
-                         "containers": [{"name": "agent", "image": "example/agent:v1"}]},
-            },
-        },
-    }])
+    sandbox.apply(
+        [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": "agent", "namespace": namespace},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "agent"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "agent"}},
+                        "spec": {
+                            "tolerations": [{"operator": "Exists"}],
+                            "containers": [{"name": "agent", "image": "example/agent:v1"}],
+                        },
+                    },
+                },
+            }
+        ]
+    )
 
 
 class Waiting:
@@ -120,9 +158,14 @@ class Waiting:
         self.progress: list[str] = []
         self.outcome: list[BaseException | str] = []
         self.kube = Kube(str(sandbox.kubeconfig), request_timeout=5)
-        self.flow = UpgradeFlow(Settings(namespace=namespace, timeout=timeout), self.kube,
-                                helm=None, chart=None, progress=self.progress.append,
-                                redactor=Redactor)
+        self.flow = UpgradeFlow(
+            Settings(namespace=namespace, timeout=timeout),
+            self.kube,
+            helm=None,
+            chart=None,
+            progress=self.progress.append,
+            redactor=Redactor,
+        )
         deadline = time.monotonic() + timeout
         self.thread = threading.Thread(target=self._run, args=(deadline,), daemon=True)
         self.thread.start()
@@ -130,7 +173,8 @@ class Waiting:
     def _run(self, deadline: float) -> None:
         try:
             self.outcome.append(
-                self.flow._wait("DaemonSet", "agent", "agent", deadline, "app=agent"))
+                self.flow._wait("DaemonSet", "agent", "agent", deadline, "app=agent")
+            )
         except BaseException as exc:  # handed to the test
             self.outcome.append(exc)
         finally:
@@ -161,20 +205,39 @@ def test_apiserver_restarted_while_the_gate_waits_for_the_rollout(
     helm("install", "cilium", str(CHARTS / "1.15.18"), "--wait", "--timeout", "2m")
     # The new agents are held not ready until the API server is back: the rollout cannot
     # finish before, so the gate's wait has to see it through the outage.
-    held = PodFault(Fault.NEVER_READY, namespace=namespace, labels={"k8s-app": "cilium"},
-                    images=["quay.io/cilium/cilium:v1.16.15"])
+    held = PodFault(
+        Fault.NEVER_READY,
+        namespace=namespace,
+        labels={"k8s-app": "cilium"},
+        images=["quay.io/cilium/cilium:v1.16.15"],
+    )
     sandbox.add_fault(held)
     sandbox.set_logs(ContainerLogs(namespace, "cnp-validator", current=[VALID]))
     (pytester.path / "pytest.ini").write_text("[pytest]\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--cilium-upgrade",
-         "--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
-         f"--cilium-kubeconfig={sandbox.kubeconfig}", f"--cilium-helm={sandbox.binaries.helm3}",
-         f"--cilium-namespace={namespace}", f"--cilium-chart={CHARTS}",
-         f"--cilium-values-snapshot={pytester.path / 'values.yaml'}",
-         f"--cilium-state-file={pytester.path / 'state.json'}",
-         "--cilium-timeout=240", "--cilium-request-timeout=5"],
-        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            "--cilium-upgrade",
+            "--cilium-perform-upgrade",
+            "--cilium-target-version=1.16.15",
+            f"--cilium-kubeconfig={sandbox.kubeconfig}",
+            f"--cilium-helm={sandbox.binaries.helm3}",
+            f"--cilium-namespace={namespace}",
+            f"--cilium-chart={CHARTS}",
+            f"--cilium-values-snapshot={pytester.path / 'values.yaml'}",
+            f"--cilium-state-file={pytester.path / 'state.json'}",
+            "--cilium-timeout=240",
+            "--cilium-request-timeout=5",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     before: list[str] = []
     try:
@@ -206,7 +269,9 @@ def test_apiserver_restarted_while_the_gate_waits_for_the_rollout(
     assert "unreachable" not in output
     history = json.loads(helm("history", "cilium", "-o", "json"))
     assert [(h["chart"], h["status"]) for h in history] == [
-        ("cilium-1.15.18", "superseded"), ("cilium-1.16.15", "deployed")]
+        ("cilium-1.15.18", "superseded"),
+        ("cilium-1.16.15", "deployed"),
+    ]
     sandbox.wait_nodes_ready(timeout=30)  # every node Ready with only its own taints
 
 
@@ -233,15 +298,21 @@ def test_waits_judge_the_rollout_after_a_restart_and_name_an_api_server_still_aw
         server = kube.server
     assert away.summary.startswith(
         "timed out after 8s waiting for DaemonSet agent: the Kubernetes API server at "
-        f"{server} has been unreachable since "), away.summary
-    assert "last error: Failed to establish a new connection: [Errno 111] Connection refused" \
+        f"{server} has been unreachable since "
+    ), away.summary
+    assert (
+        "last error: Failed to establish a new connection: [Errno 111] Connection refused"
         in away.summary
+    )
     assert away.summary.endswith("last seen: ready 0/8; available 0/8"), away.summary
 
     # Back before its deadline: the watch was opened again (a re-list: the current
     # state first) and the verdict is about the pods, as without an outage.
     assert long.kube.requests.counts["watch daemonsets.apps"] > 1
-    assert back.summary == ("timed out after 40s waiting for DaemonSet agent: "
-                            "ready 0/8; available 0/8"), back.summary
-    assert any(d.startswith("pod agent-") and d.endswith("containers not ready: agent")
-               for d in back.details), back.details
+    assert back.summary == (
+        "timed out after 40s waiting for DaemonSet agent: ready 0/8; available 0/8"
+    ), back.summary
+    assert any(
+        d.startswith("pod agent-") and d.endswith("containers not ready: agent")
+        for d in back.details
+    ), back.details

@@ -27,8 +27,14 @@ pytestmark = pytest.mark.sandbox
 
 CHARTS = Path(__file__).resolve().parents[1] / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
-PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
-                  "--set", "operator.enabled=false")
+PREFLIGHT_SETS = (
+    "--set",
+    "preflight.enabled=true",
+    "--set",
+    "agent=false",
+    "--set",
+    "operator.enabled=false",
+)
 
 
 class Cluster:
@@ -47,28 +53,42 @@ class Cluster:
         return self.sandbox.helm(3, *args, "-n", self.ns).stdout
 
     def install(self, version: str, *extra: str, release: str = "cilium") -> None:
-        self.helm("install", release, str(CHARTS / version), "--wait", "--timeout", "2m",
-                  *extra)
+        self.helm("install", release, str(CHARTS / version), "--wait", "--timeout", "2m", *extra)
 
-    def preflight(self, version: str, *extra: str, validator: Sequence[str] = (VALID,),
-                  wait: bool = True) -> None:
+    def preflight(
+        self, version: str, *extra: str, validator: Sequence[str] = (VALID,), wait: bool = True
+    ) -> None:
         self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=list(validator)))
         args = ("--wait", "--timeout", "2m") if wait else ()
-        self.helm("install", "cilium-preflight", str(CHARTS / version), *PREFLIGHT_SETS,
-                  *args, *extra)
+        self.helm(
+            "install", "cilium-preflight", str(CHARTS / version), *PREFLIGHT_SETS, *args, *extra
+        )
 
     def upgrade(self, version: str, *extra: str) -> None:
-        self.helm("upgrade", "cilium", str(CHARTS / version), "-f", str(self.snapshot),
-                  "--wait", "--timeout", "2m", *extra)
-        self.sandbox.kubectl("rollout", "status", "-n", self.ns, "daemonset/cilium",
-                             "--timeout=60s")
+        self.helm(
+            "upgrade",
+            "cilium",
+            str(CHARTS / version),
+            "-f",
+            str(self.snapshot),
+            "--wait",
+            "--timeout",
+            "2m",
+            *extra,
+        )
+        self.sandbox.kubectl(
+            "rollout", "status", "-n", self.ns, "daemonset/cilium", "--timeout=60s"
+        )
 
     def fault(self, fault: PodFault) -> None:
         self.sandbox.add_fault(fault)
 
     def gate(self, *args: str, kubeconfig: Path | None = None) -> pytest.RunResult:
-        helm = [] if any(a.startswith("--cilium-helm=") for a in args) else [
-            f"--cilium-helm={self.sandbox.binaries.helm3}"]
+        helm = (
+            []
+            if any(a.startswith("--cilium-helm=") for a in args)
+            else [f"--cilium-helm={self.sandbox.binaries.helm3}"]
+        )
         return self.pytester.runpytest(
             "--cilium-upgrade",
             f"--cilium-kubeconfig={kubeconfig or self.sandbox.kubeconfig}",
@@ -79,7 +99,8 @@ class Cluster:
             f"--cilium-state-file={self.state}",
             f"--cilium-summary={self.summary}",
             f"--junitxml={self.junit}",
-            "-p", "no:cacheprovider",
+            "-p",
+            "no:cacheprovider",
             "-rA",
             *args,
         )
@@ -88,9 +109,12 @@ class Cluster:
         """The whole gated upgrade (--cilium-perform-upgrade) to ``target``."""
         self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
         return self.gate(
-            "--cilium-perform-upgrade", f"--cilium-target-version={target}",
-            "--cilium-timeout=20", "--cilium-request-timeout=5",
-            *([f"--cilium-helm={helm}"] if helm else []), *args,
+            "--cilium-perform-upgrade",
+            f"--cilium-target-version={target}",
+            "--cilium-timeout=20",
+            "--cilium-request-timeout=5",
+            *([f"--cilium-helm={helm}"] if helm else []),
+            *args,
         )
 
     def history(self) -> list[tuple[int, str, str]]:
@@ -106,9 +130,7 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(
-    sandbox: Sandbox, namespace: str, pytester: pytest.Pytester
-) -> Iterator[Cluster]:
+def cluster(sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> Iterator[Cluster]:
     box = Cluster(sandbox, namespace, pytester)
     yield box
     # Cluster-scoped objects of the pre-flight release outlive the namespace: uninstall.
@@ -121,15 +143,17 @@ def _secret_lists(sandbox: Sandbox) -> float:
     """LIST secrets the apiserver has served so far (every client)."""
     total = 0.0
     for line in sandbox.kubectl("get", "--raw", "/metrics").splitlines():
-        if (line.startswith("apiserver_request_total{") and 'verb="LIST"' in line
-                and 'resource="secrets"' in line):
+        if (
+            line.startswith("apiserver_request_total{")
+            and 'verb="LIST"' in line
+            and 'resource="secrets"' in line
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
 
 def _outcome(result: pytest.RunResult) -> dict[str, int]:
-    return {k: v for k, v in result.parseoutcomes().items() if k in ("passed", "failed",
-                                                                       "skipped")}
+    return {k: v for k, v in result.parseoutcomes().items() if k in ("passed", "failed", "skipped")}
 
 
 # ---------------------------------------------------------------------------- pre: passing
@@ -141,8 +165,9 @@ def test_pre_checks_pass_on_a_healthy_cluster_ready_for_the_next_minor(
     cluster.install("1.15.18", "--set", "cluster.name=sandbox")
     cluster.preflight("1.16.0")
     lists = _secret_lists(cluster.sandbox)
-    result = cluster.gate("--cilium-phase=pre", "--cilium-target-version=1.16.0",
-                          "--cilium-write-snapshot")
+    result = cluster.gate(
+        "--cilium-phase=pre", "--cilium-target-version=1.16.0", "--cilium-write-snapshot"
+    )
     assert _outcome(result) == {"passed": 13}, result.stdout.str()
     # Helm's records are listed once: the values written are the values judged
     assert _secret_lists(cluster.sandbox) - lists == 1
@@ -165,8 +190,9 @@ def test_snapshot_collection_uses_a_fixed_number_of_api_requests(
 
     cluster.install("1.15.18")
     cluster.preflight("1.16.0")
-    helm = Helm(binary=str(sandbox.binaries.helm3), kubeconfig=str(sandbox.kubeconfig),
-                env=sandbox.env())
+    helm = Helm(
+        binary=str(sandbox.binaries.helm3), kubeconfig=str(sandbox.kubeconfig), env=sandbox.env()
+    )
 
     def count() -> tuple[int, int]:
         with Kube(str(sandbox.kubeconfig)) as kube:
@@ -178,22 +204,29 @@ def test_snapshot_collection_uses_a_fixed_number_of_api_requests(
 
     requests, agents = count()
     extra = [
-        {"apiVersion": "v1", "kind": "Node",
-         "metadata": {"name": f"extra-{i}", "labels": {"kubernetes.io/os": "linux",
-                                                        "kubernetes.io/hostname": f"extra-{i}"}}}
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"extra-{i}",
+                "labels": {"kubernetes.io/os": "linux", "kubernetes.io/hostname": f"extra-{i}"},
+            },
+        }
         for i in range(8)
     ]
     sandbox.apply(extra)
     try:
-        sandbox.kubectl("wait", "--for=condition=Ready", "--timeout=60s",
-                        *[f"node/extra-{i}" for i in range(8)])
-        sandbox.kubectl("rollout", "status", "-n", cluster.ns, "daemonset/cilium",
-                        "--timeout=60s")
+        sandbox.kubectl(
+            "wait", "--for=condition=Ready", "--timeout=60s", *[f"node/extra-{i}" for i in range(8)]
+        )
+        sandbox.kubectl("rollout", "status", "-n", cluster.ns, "daemonset/cilium", "--timeout=60s")
         more_requests, more_agents = count()
     finally:
         sandbox.kubectl("delete", "node", *[f"extra-{i}" for i in range(8)], "--wait=false")
-    print(f"API requests for one snapshot: {requests} with {agents} agent pods, "
-          f"{more_requests} with {more_agents} agent pods")
+    print(
+        f"API requests for one snapshot: {requests} with {agents} agent pods, "
+        f"{more_requests} with {more_agents} agent pods"
+    )
     assert more_agents == agents + 8
     # version + 7 access reviews + nodes, pods, daemonsets, deployments, Helm's records
     # + validator log; helm itself only runs `version` (no render without a chart)
@@ -208,24 +241,37 @@ def test_seed_scenario_1_12_preflight_skips_control_plane_nodes(cluster: Cluster
     cluster.install("1.11.20")
     cluster.preflight("1.12.0")
     pods = cluster.sandbox.kubectl(
-        "get", "pods", "-n", cluster.ns, "-l", "k8s-app=cilium-pre-flight-check", "-o", "name")
+        "get", "pods", "-n", cluster.ns, "-l", "k8s-app=cilium-pre-flight-check", "-o", "name"
+    )
     agents = cluster.sandbox.kubectl(
-        "get", "pods", "-n", cluster.ns, "-l", "k8s-app=cilium", "-o", "name")
+        "get", "pods", "-n", cluster.ns, "-l", "k8s-app=cilium", "-o", "name"
+    )
     assert (len(agents.split()), len(pods.split())) == (8, 5)
 
-    result = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre",
-                          "--cilium-target-version=1.12.0")
+    result = cluster.gate(
+        "-k", "preflight_covers_agent_nodes", "--cilium-phase=pre", "--cilium-target-version=1.12.0"
+    )
     assert _outcome(result) == {"passed": 1}
     text = result.stdout.str()
     assert "cilium-upgrade warnings" in text
-    for node in ("cilium-upgrade-control-plane", "cilium-upgrade-control-plane2",
-                 "cilium-upgrade-control-plane3"):
-        assert f"node {node}: taint node-role.kubernetes.io/control-plane:NoSchedule " \
-               "not tolerated" in text
+    for node in (
+        "cilium-upgrade-control-plane",
+        "cilium-upgrade-control-plane2",
+        "cilium-upgrade-control-plane3",
+    ):
+        assert (
+            f"node {node}: taint node-role.kubernetes.io/control-plane:NoSchedule "
+            "not tolerated" in text
+        )
     assert "--set preflight.tolerations[0].operator=Exists" in text
 
-    strict = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre",
-                          "--cilium-target-version=1.12.0", "--cilium-preflight-coverage=strict")
+    strict = cluster.gate(
+        "-k",
+        "preflight_covers_agent_nodes",
+        "--cilium-phase=pre",
+        "--cilium-target-version=1.12.0",
+        "--cilium-preflight-coverage=strict",
+    )
     assert _outcome(strict) == {"failed": 1}
     message = cluster.verdicts()["cilium-upgrade.pre::preflight_covers_agent_nodes"]
     assert "cilium-upgrade-control-plane3" in message
@@ -235,8 +281,12 @@ def test_seed_scenario_1_12_preflight_skips_control_plane_nodes(cluster: Cluster
 def test_newer_preflights_cover_every_node(cluster: Cluster, preflight: str) -> None:
     cluster.install("1.11.20")
     cluster.preflight(preflight)
-    result = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre",
-                          "--cilium-preflight-coverage=strict")
+    result = cluster.gate(
+        "-k",
+        "preflight_covers_agent_nodes",
+        "--cilium-phase=pre",
+        "--cilium-preflight-coverage=strict",
+    )
     assert _outcome(result) == {"passed": 1}
     assert "cilium-upgrade warnings" not in result.stdout.str()
     summary = cluster.summary.read_text()
@@ -249,8 +299,9 @@ def test_newer_preflights_cover_every_node(cluster: Cluster, preflight: str) -> 
 def _set_release_status(cluster: Cluster, revision: int, status: str) -> None:
     """Rewrite Helm's own record of a revision, as an interrupted `helm upgrade` leaves it."""
     name = f"sh.helm.release.v1.cilium.v{revision}"
-    secret = json.loads(cluster.sandbox.kubectl("get", "secret", name, "-n", cluster.ns,
-                                                "-o", "json"))
+    secret = json.loads(
+        cluster.sandbox.kubectl("get", "secret", name, "-n", cluster.ns, "-o", "json")
+    )
     payload = base64.b64decode(base64.b64decode(secret["data"]["release"]))
     release = json.loads(gzip.decompress(payload))
     release["info"]["status"] = status
@@ -273,16 +324,42 @@ def test_release_left_pending_upgrade_blocks_the_upgrade(cluster: Cluster) -> No
 def test_unhealthy_agent_operator_and_mixed_versions(cluster: Cluster) -> None:
     cluster.install("1.15.18")
     node = "cilium-upgrade-worker3"
-    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns, labels={"k8s-app": "cilium"},
-                           nodes=[node], restarts=6))
-    cluster.fault(PodFault(Fault.NEVER_READY, namespace=cluster.ns,
-                           labels={"io.cilium/app": "operator"}))
-    cluster.sandbox.kubectl("wait", "daemonset/cilium", "-n", cluster.ns,
-                            "--for=jsonpath={.status.numberReady}=7", "--timeout=60s")
-    cluster.sandbox.kubectl("set", "image", "-n", cluster.ns, "deployment/cilium-operator",
-                            "cilium-operator=quay.io/cilium/operator-generic:v1.15.1")
-    cluster.sandbox.kubectl("wait", "deployment/cilium-operator", "-n", cluster.ns,
-                            "--for=jsonpath={.status.updatedReplicas}=1", "--timeout=60s")
+    cluster.fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=cluster.ns,
+            labels={"k8s-app": "cilium"},
+            nodes=[node],
+            restarts=6,
+        )
+    )
+    cluster.fault(
+        PodFault(Fault.NEVER_READY, namespace=cluster.ns, labels={"io.cilium/app": "operator"})
+    )
+    cluster.sandbox.kubectl(
+        "wait",
+        "daemonset/cilium",
+        "-n",
+        cluster.ns,
+        "--for=jsonpath={.status.numberReady}=7",
+        "--timeout=60s",
+    )
+    cluster.sandbox.kubectl(
+        "set",
+        "image",
+        "-n",
+        cluster.ns,
+        "deployment/cilium-operator",
+        "cilium-operator=quay.io/cilium/operator-generic:v1.15.1",
+    )
+    cluster.sandbox.kubectl(
+        "wait",
+        "deployment/cilium-operator",
+        "-n",
+        cluster.ns,
+        "--for=jsonpath={.status.updatedReplicas}=1",
+        "--timeout=60s",
+    )
     result = cluster.gate("-k", "healthy or one_version", "--cilium-phase=pre")
     assert _outcome(result) == {"failed": 3}
     verdicts = cluster.verdicts()
@@ -306,19 +383,27 @@ def test_unhealthy_agent_operator_and_mixed_versions(cluster: Cluster) -> None:
 )
 def test_upgrade_path_refused(cluster: Cluster, current: str, target: str, expected: str) -> None:
     cluster.install(current)
-    result = cluster.gate("-k", "upgrade_path_supported", "--cilium-phase=pre",
-                          f"--cilium-target-version={target}")
+    result = cluster.gate(
+        "-k", "upgrade_path_supported", "--cilium-phase=pre", f"--cilium-target-version={target}"
+    )
     assert _outcome(result) == {"failed": 1}
     assert expected in cluster.verdicts()["cilium-upgrade.pre::upgrade_path_supported"]
 
 
 def test_values_snapshot_must_equal_live_values_and_be_private(cluster: Cluster) -> None:
     planted_key = "-----BEGIN PRIVATE KEY-----PLANTEDSECRETKEYMATERIAL0123456789abcdef"
-    cluster.install("1.15.18", "--set", f"hubble.tls.server.key={planted_key}",
-                    "--set", "hubble.tls.server.cert=PLANTEDCERTDATA0123456789abcdefghijkl")
-    cluster.snapshot.write_text(yaml.safe_dump(
-        {"hubble": {"tls": {"server": {"key": "-----BEGIN PRIVATE KEY-----OLDKEYPLANTED999"}}}}
-    ))
+    cluster.install(
+        "1.15.18",
+        "--set",
+        f"hubble.tls.server.key={planted_key}",
+        "--set",
+        "hubble.tls.server.cert=PLANTEDCERTDATA0123456789abcdefghijkl",
+    )
+    cluster.snapshot.write_text(
+        yaml.safe_dump(
+            {"hubble": {"tls": {"server": {"key": "-----BEGIN PRIVATE KEY-----OLDKEYPLANTED999"}}}}
+        )
+    )
     cluster.snapshot.chmod(0o644)
     result = cluster.gate("-k", "values_snapshot", "--cilium-phase=pre")
     assert _outcome(result) == {"failed": 1}
@@ -331,26 +416,30 @@ def test_values_snapshot_must_equal_live_values_and_be_private(cluster: Cluster)
         assert secret not in cluster.summary.read_text()
 
     cluster.snapshot.unlink()
-    written = cluster.gate("-k", "values_snapshot", "--cilium-phase=pre",
-                           "--cilium-write-snapshot")
+    written = cluster.gate("-k", "values_snapshot", "--cilium-phase=pre", "--cilium-write-snapshot")
     assert _outcome(written) == {"passed": 1}
     assert "PLANTEDSECRETKEYMATERIAL" not in written.stdout.str()
 
 
 def test_target_chart_refuses_removed_values_with_its_own_message(cluster: Cluster) -> None:
     cluster.install("1.12.0", "--set", "tunnel=vxlan")
-    result = cluster.gate("-k", "target_chart_renders", "--cilium-phase=pre",
-                          "--cilium-target-version=1.15.18", "--cilium-write-snapshot")
+    result = cluster.gate(
+        "-k",
+        "target_chart_renders",
+        "--cilium-phase=pre",
+        "--cilium-target-version=1.15.18",
+        "--cilium-write-snapshot",
+    )
     assert _outcome(result) == {"failed": 1}
-    assert "tunnel was deprecated in v1.14 and has been removed in v1.15" in \
-        result.stdout.str()
+    assert "tunnel was deprecated in v1.14 and has been removed in v1.15" in result.stdout.str()
 
 
 def test_preflight_must_run_the_target_image(cluster: Cluster) -> None:
     cluster.install("1.15.18")
     cluster.preflight("1.16.0")
-    result = cluster.gate("-k", "preflight_runs_target_image", "--cilium-phase=pre",
-                          "--cilium-target-version=1.16.15")
+    result = cluster.gate(
+        "-k", "preflight_runs_target_image", "--cilium-phase=pre", "--cilium-target-version=1.16.15"
+    )
     assert _outcome(result) == {"failed": 1}
     message = cluster.verdicts()["cilium-upgrade.pre::preflight_runs_target_image"]
     assert "1.16.0" in message or "1.16.0" in result.stdout.str()
@@ -361,26 +450,48 @@ def test_crash_looping_validator_fails_with_the_invalid_policy_from_previous_log
 ) -> None:
     cluster.install("1.15.18")
     previous = [
-        'level=info msg="Validating CiliumNetworkPolicy \'default/allow-dns\': OK!"',
+        "level=info msg=\"Validating CiliumNetworkPolicy 'default/allow-dns': OK!\"",
         'level=error msg="Unexpected validation error" error="invalid port" '
         "type=CiliumNetworkPolicy name=team-a/bad-port",
         'level=fatal msg="failed to start: Found invalid CiliumNetworkPolicy"',
     ]
-    cluster.sandbox.set_logs(ContainerLogs(cluster.ns, "cnp-validator",
-                                           current=["level=info msg=\"Starting\""],
-                                           previous=previous))
-    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
-                           labels={"k8s-app": "cilium-pre-flight-check-deployment"},
-                           container="cnp-validator", restarts=4))
+    cluster.sandbox.set_logs(
+        ContainerLogs(
+            cluster.ns, "cnp-validator", current=['level=info msg="Starting"'], previous=previous
+        )
+    )
+    cluster.fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=cluster.ns,
+            labels={"k8s-app": "cilium-pre-flight-check-deployment"},
+            container="cnp-validator",
+            restarts=4,
+        )
+    )
     cluster.helm("install", "cilium-preflight", str(CHARTS / "1.16.0"), *PREFLIGHT_SETS)
     # the Deployment exists once helm returns; its pod only once the controller made it
-    cluster.sandbox.kubectl("wait", "deployment/cilium-pre-flight-check", "-n", cluster.ns,
-                            "--for=jsonpath={.status.replicas}=1", "--timeout=60s")
-    cluster.sandbox.kubectl("wait", "pods", "-n", cluster.ns,
-                            "-l", "k8s-app=cilium-pre-flight-check-deployment",
-                            "--for=jsonpath={.status.phase}=Running", "--timeout=60s")
-    result = cluster.gate("-k", "preflight_deployment_ready or cnp_validation",
-                          "--cilium-phase=pre")
+    cluster.sandbox.kubectl(
+        "wait",
+        "deployment/cilium-pre-flight-check",
+        "-n",
+        cluster.ns,
+        "--for=jsonpath={.status.replicas}=1",
+        "--timeout=60s",
+    )
+    cluster.sandbox.kubectl(
+        "wait",
+        "pods",
+        "-n",
+        cluster.ns,
+        "-l",
+        "k8s-app=cilium-pre-flight-check-deployment",
+        "--for=jsonpath={.status.phase}=Running",
+        "--timeout=60s",
+    )
+    result = cluster.gate(
+        "-k", "preflight_deployment_ready or cnp_validation", "--cilium-phase=pre"
+    )
     assert _outcome(result) == {"failed": 2}
     verdicts = cluster.verdicts()
     assert "0/1" in verdicts["cilium-upgrade.pre::preflight_deployment_ready"]
@@ -391,12 +502,23 @@ def test_crash_looping_validator_fails_with_the_invalid_policy_from_previous_log
 
 def test_preflight_image_pull_error_is_reported_by_node(cluster: Cluster) -> None:
     cluster.install("1.15.18")
-    cluster.fault(PodFault(Fault.IMAGE_PULL, namespace=cluster.ns,
-                           images=["quay.io/cilium/cilium:v1.16.0"],
-                           nodes=["cilium-upgrade-worker2"]))
+    cluster.fault(
+        PodFault(
+            Fault.IMAGE_PULL,
+            namespace=cluster.ns,
+            images=["quay.io/cilium/cilium:v1.16.0"],
+            nodes=["cilium-upgrade-worker2"],
+        )
+    )
     cluster.preflight("1.16.0", wait=False)
-    cluster.sandbox.kubectl("wait", "daemonset/cilium-pre-flight-check", "-n", cluster.ns,
-                            "--for=jsonpath={.status.numberReady}=7", "--timeout=60s")
+    cluster.sandbox.kubectl(
+        "wait",
+        "daemonset/cilium-pre-flight-check",
+        "-n",
+        cluster.ns,
+        "--for=jsonpath={.status.numberReady}=7",
+        "--timeout=60s",
+    )
     result = cluster.gate("-k", "preflight_covers_agent_nodes", "--cilium-phase=pre")
     assert _outcome(result) == {"failed": 1}
     text = result.stdout.str()
@@ -409,25 +531,43 @@ def test_restricted_identity_is_told_the_missing_verb_and_resource(
 ) -> None:
     ns = cluster.ns
     sandbox.kubectl("create", "serviceaccount", "reader", "-n", ns)
-    sandbox.kubectl("create", "role", "partial", "-n", ns, "--verb=list,get",
-                    "--resource=pods,daemonsets.apps,deployments.apps,secrets")
-    sandbox.kubectl("create", "rolebinding", "partial", "-n", ns, "--role=partial",
-                    f"--serviceaccount={ns}:reader")
+    sandbox.kubectl(
+        "create",
+        "role",
+        "partial",
+        "-n",
+        ns,
+        "--verb=list,get",
+        "--resource=pods,daemonsets.apps,deployments.apps,secrets",
+    )
+    sandbox.kubectl(
+        "create",
+        "rolebinding",
+        "partial",
+        "-n",
+        ns,
+        "--role=partial",
+        f"--serviceaccount={ns}:reader",
+    )
     token = sandbox.kubectl("create", "token", "reader", "-n", ns).strip()
     admin = yaml.safe_load(sandbox.kubeconfig.read_text())
     cluster_entry = admin["clusters"][0]
     restricted = {
-        "apiVersion": "v1", "kind": "Config",
+        "apiVersion": "v1",
+        "kind": "Config",
         "clusters": [cluster_entry],
         "users": [{"name": "reader", "user": {"token": token}}],
-        "contexts": [{"name": "reader", "context": {"cluster": cluster_entry["name"],
-                                                     "user": "reader", "namespace": ns}}],
+        "contexts": [
+            {
+                "name": "reader",
+                "context": {"cluster": cluster_entry["name"], "user": "reader", "namespace": ns},
+            }
+        ],
         "current-context": "reader",
     }
     kubeconfig = cluster.pytester.path / "reader.kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(restricted))
-    result = cluster.gate("-k", "cluster_reachable", "--cilium-phase=pre",
-                          kubeconfig=kubeconfig)
+    result = cluster.gate("-k", "cluster_reachable", "--cilium-phase=pre", kubeconfig=kubeconfig)
     assert _outcome(result) == {"failed": 1}
     message = cluster.verdicts()["cilium-upgrade.pre::cluster_reachable_and_access_allowed"]
     assert "list nodes" in message
@@ -446,17 +586,24 @@ def test_unreachable_cluster_fails_once_and_skips_what_needs_it(cluster: Cluster
     outcome = _outcome(result)
     assert outcome["failed"] >= 1
     verdicts = cluster.verdicts()
-    assert "cluster unreachable" in verdicts[
-        "cilium-upgrade.pre::cluster_reachable_and_access_allowed"]
+    assert (
+        "cluster unreachable"
+        in verdicts["cilium-upgrade.pre::cluster_reachable_and_access_allowed"]
+    )
     assert verdicts["cilium-upgrade.pre::agent_daemonset_healthy"].startswith("skipped")
     assert "Traceback" not in result.stdout.str()
 
 
 def test_missing_helm_client_fails_the_helm_check(cluster: Cluster) -> None:
     result = cluster.pytester.runpytest(
-        "--cilium-upgrade", f"--cilium-kubeconfig={cluster.sandbox.kubeconfig}",
-        f"--cilium-namespace={cluster.ns}", "--cilium-helm=/nonexistent/helm",
-        "-k", "helm_client_supported", "-p", "no:cacheprovider",
+        "--cilium-upgrade",
+        f"--cilium-kubeconfig={cluster.sandbox.kubeconfig}",
+        f"--cilium-namespace={cluster.ns}",
+        "--cilium-helm=/nonexistent/helm",
+        "-k",
+        "helm_client_supported",
+        "-p",
+        "no:cacheprovider",
     )
     assert _outcome(result) == {"failed": 1}
     assert "/nonexistent/helm" in result.stdout.str()
@@ -468,8 +615,9 @@ def test_missing_helm_client_fails_the_helm_check(cluster: Cluster) -> None:
 def test_post_checks_pass_after_a_real_upgrade_and_fail_without_one(cluster: Cluster) -> None:
     cluster.install("1.15.18", "--set", "cluster.name=sandbox")
     cluster.preflight("1.16.0")
-    pre = cluster.gate("--cilium-phase=pre", "--cilium-target-version=1.16.0",
-                       "--cilium-write-snapshot")
+    pre = cluster.gate(
+        "--cilium-phase=pre", "--cilium-target-version=1.16.0", "--cilium-write-snapshot"
+    )
     assert _outcome(pre) == {"passed": 13}
 
     not_yet = cluster.gate("--cilium-phase=post", "--cilium-target-version=1.16.0")
@@ -489,25 +637,61 @@ def test_post_checks_pass_after_a_real_upgrade_and_fail_without_one(cluster: Clu
 
 def test_post_checks_catch_a_broken_upgrade(cluster: Cluster) -> None:
     cluster.install("1.15.18")
-    pre = cluster.gate("-k", "values_snapshot", "--cilium-phase=pre",
-                       "--cilium-target-version=1.16.0", "--cilium-write-snapshot")
+    pre = cluster.gate(
+        "-k",
+        "values_snapshot",
+        "--cilium-phase=pre",
+        "--cilium-target-version=1.16.0",
+        "--cilium-write-snapshot",
+    )
     assert _outcome(pre) == {"passed": 1}
     node = "cilium-upgrade-worker4"
-    cluster.fault(PodFault(Fault.IMAGE_PULL, namespace=cluster.ns,
-                           images=["quay.io/cilium/cilium:v1.16.0"], nodes=[node]))
-    cluster.helm("upgrade", "cilium", str(CHARTS / "1.16.0"), "-f", str(cluster.snapshot),
-                 "--set", "debug.enabled=true")
-    cluster.sandbox.kubectl("wait", "daemonset/cilium", "-n", cluster.ns,
-                            "--for=jsonpath={.status.updatedNumberScheduled}=8",
-                            "--timeout=60s")
-    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
-                           labels={"k8s-app": "cilium"}, nodes=["cilium-upgrade-worker"],
-                           restarts=9))
+    cluster.fault(
+        PodFault(
+            Fault.IMAGE_PULL,
+            namespace=cluster.ns,
+            images=["quay.io/cilium/cilium:v1.16.0"],
+            nodes=[node],
+        )
+    )
+    cluster.helm(
+        "upgrade",
+        "cilium",
+        str(CHARTS / "1.16.0"),
+        "-f",
+        str(cluster.snapshot),
+        "--set",
+        "debug.enabled=true",
+    )
+    cluster.sandbox.kubectl(
+        "wait",
+        "daemonset/cilium",
+        "-n",
+        cluster.ns,
+        "--for=jsonpath={.status.updatedNumberScheduled}=8",
+        "--timeout=60s",
+    )
+    cluster.fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=cluster.ns,
+            labels={"k8s-app": "cilium"},
+            nodes=["cilium-upgrade-worker"],
+            restarts=9,
+        )
+    )
     # and the operator left behind on the old version
-    cluster.sandbox.kubectl("set", "image", "-n", cluster.ns, "deployment/cilium-operator",
-                            "cilium-operator=quay.io/cilium/operator-generic:v1.15.18")
-    cluster.sandbox.kubectl("rollout", "status", "-n", cluster.ns,
-                            "deployment/cilium-operator", "--timeout=60s")
+    cluster.sandbox.kubectl(
+        "set",
+        "image",
+        "-n",
+        cluster.ns,
+        "deployment/cilium-operator",
+        "cilium-operator=quay.io/cilium/operator-generic:v1.15.18",
+    )
+    cluster.sandbox.kubectl(
+        "rollout", "status", "-n", cluster.ns, "deployment/cilium-operator", "--timeout=60s"
+    )
     result = cluster.gate("--cilium-phase=post", "--cilium-target-version=1.16.0")
     verdicts = cluster.verdicts()
     text = result.stdout.str()
@@ -532,23 +716,31 @@ def test_gated_upgrade_end_to_end(cluster: Cluster, sandbox: Sandbox, helm_major
     helm = sandbox.binaries.helm3 if helm_major == 3 else sandbox.binaries.helm4
     result = cluster.flow("1.16.15", helm=helm)
     assert _outcome(result) == {"passed": 26, "skipped": 9}, result.stdout.str()
-    assert cluster.history() == [(1, "cilium-1.15.18", "superseded"),
-                                 (2, "cilium-1.16.15", "deployed")]
+    assert cluster.history() == [
+        (1, "cilium-1.15.18", "superseded"),
+        (2, "cilium-1.16.15", "deployed"),
+    ]
     assert cluster.releases() == ["cilium"]  # the pre-flight release is gone
     text = result.stdout.str()
     assert "pre-flight 8/8 ready" in text
     assert "agent 8/8 ready" in text
     classnames = {k.split("::")[0] for k in cluster.verdicts()}
-    assert classnames == {f"cilium-upgrade.{p}" for p in
-                          ("prepare", "pre", "upgrade", "post", "rollback")}
+    assert classnames == {
+        f"cilium-upgrade.{p}" for p in ("prepare", "pre", "upgrade", "post", "rollback")
+    }
     assert yaml.safe_load(cluster.snapshot.read_text()) == {"cluster": {"name": "sandbox"}}
 
 
 def test_preflight_never_ready_closes_the_gate_and_cleans_up(cluster: Cluster) -> None:
     cluster.install("1.15.18")
-    cluster.fault(PodFault(Fault.IMAGE_PULL, namespace=cluster.ns,
-                           images=["quay.io/cilium/cilium:v1.16.15"],
-                           nodes=["cilium-upgrade-worker5"]))
+    cluster.fault(
+        PodFault(
+            Fault.IMAGE_PULL,
+            namespace=cluster.ns,
+            images=["quay.io/cilium/cilium:v1.16.15"],
+            nodes=["cilium-upgrade-worker5"],
+        )
+    )
     result = cluster.flow("1.16.15", "--cilium-timeout=8")
     verdicts = cluster.verdicts()
     assert "timed out after 8s" in verdicts["cilium-upgrade.prepare::wait_preflight"]
@@ -563,16 +755,28 @@ def test_preflight_never_ready_closes_the_gate_and_cleans_up(cluster: Cluster) -
 
 def test_crash_looping_validator_closes_the_gate(cluster: Cluster) -> None:
     cluster.install("1.15.18")
-    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
-                           labels={"k8s-app": "cilium-pre-flight-check-deployment"},
-                           container="cnp-validator", restarts=3))
-    cluster.sandbox.set_logs(ContainerLogs(
-        cluster.ns, "cnp-validator", current=[],
-        previous=['level=fatal msg="failed to start: '
-                  'Found invalid CiliumClusterwideNetworkPolicy"'],
-    ))
-    result = cluster.gate("--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
-                          "--cilium-timeout=8")
+    cluster.fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=cluster.ns,
+            labels={"k8s-app": "cilium-pre-flight-check-deployment"},
+            container="cnp-validator",
+            restarts=3,
+        )
+    )
+    cluster.sandbox.set_logs(
+        ContainerLogs(
+            cluster.ns,
+            "cnp-validator",
+            current=[],
+            previous=[
+                'level=fatal msg="failed to start: Found invalid CiliumClusterwideNetworkPolicy"'
+            ],
+        )
+    )
+    result = cluster.gate(
+        "--cilium-perform-upgrade", "--cilium-target-version=1.16.15", "--cilium-timeout=8"
+    )
     verdicts = cluster.verdicts()
     assert verdicts["cilium-upgrade.pre::preflight_deployment_ready"] != "passed"
     assert verdicts["cilium-upgrade.pre::cnp_validation_passed"] != "passed"
@@ -594,21 +798,30 @@ def test_chart_refusing_the_upgrade_values_closes_the_gate(cluster: Cluster) -> 
 
 def test_agents_failing_after_the_upgrade_are_rolled_back(cluster: Cluster) -> None:
     cluster.install("1.15.18")
-    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns,
-                           labels={"k8s-app": "cilium"},
-                           images=["quay.io/cilium/cilium:v1.16.15"],
-                           nodes=["cilium-upgrade-worker2"], restarts=4))
+    cluster.fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=cluster.ns,
+            labels={"k8s-app": "cilium"},
+            images=["quay.io/cilium/cilium:v1.16.15"],
+            nodes=["cilium-upgrade-worker2"],
+            restarts=4,
+        )
+    )
     result = cluster.flow("1.16.15", "--cilium-timeout=20")
     assert result.ret != 0
     verdicts = cluster.verdicts()
     assert "timed out" in verdicts["cilium-upgrade.upgrade::wait_rollout"]
     assert verdicts["cilium-upgrade.rollback::helm_rollback"] == "passed"
-    rollback_checks = {k: v for k, v in verdicts.items()
-                       if k.startswith("cilium-upgrade.rollback::")}
+    rollback_checks = {
+        k: v for k, v in verdicts.items() if k.startswith("cilium-upgrade.rollback::")
+    }
     assert set(rollback_checks.values()) == {"passed"}, rollback_checks
-    assert cluster.history() == [(1, "cilium-1.15.18", "superseded"),
-                                 (2, "cilium-1.16.15", "superseded"),
-                                 (3, "cilium-1.15.18", "deployed")]
+    assert cluster.history() == [
+        (1, "cilium-1.15.18", "superseded"),
+        (2, "cilium-1.16.15", "superseded"),
+        (3, "cilium-1.15.18", "deployed"),
+    ]
     assert "rolled back to revision 1" in cluster.summary.read_text()
 
 
@@ -645,18 +858,35 @@ def test_sigterm_during_a_wait_cleans_up_and_says_where_it_stopped(
     import sys
 
     cluster.install("1.15.18")
-    cluster.fault(PodFault(Fault.NEVER_READY, namespace=cluster.ns,
-                           labels={"k8s-app": "cilium-pre-flight-check"}))
+    cluster.fault(
+        PodFault(
+            Fault.NEVER_READY, namespace=cluster.ns, labels={"k8s-app": "cilium-pre-flight-check"}
+        )
+    )
     sandbox.set_logs(ContainerLogs(cluster.ns, "cnp-validator", current=[VALID]))
     (cluster.pytester.path / "pytest.ini").write_text("[pytest]\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--cilium-upgrade",
-         "--cilium-perform-upgrade", "--cilium-target-version=1.16.15",
-         f"--cilium-kubeconfig={sandbox.kubeconfig}", f"--cilium-helm={sandbox.binaries.helm3}",
-         f"--cilium-namespace={cluster.ns}", f"--cilium-chart={CHARTS}",
-         f"--cilium-values-snapshot={cluster.snapshot}", f"--cilium-state-file={cluster.state}",
-         "--cilium-timeout=120"],
-        cwd=cluster.pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--cilium-upgrade",
+            "--cilium-perform-upgrade",
+            "--cilium-target-version=1.16.15",
+            f"--cilium-kubeconfig={sandbox.kubeconfig}",
+            f"--cilium-helm={sandbox.binaries.helm3}",
+            f"--cilium-namespace={cluster.ns}",
+            f"--cilium-chart={CHARTS}",
+            f"--cilium-values-snapshot={cluster.snapshot}",
+            f"--cilium-state-file={cluster.state}",
+            "--cilium-timeout=120",
+        ],
+        cwd=cluster.pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -691,26 +921,54 @@ def test_sigterm_during_a_wait_cleans_up_and_says_where_it_stopped(
 def test_preflight_carries_api_server_and_image_values_from_the_snapshot(
     cluster: Cluster,
 ) -> None:
-    cluster.install("1.15.18", "--set", "k8sServiceHost=127.0.0.1", "--set",
-                    "k8sServicePort=6443", "--set", "image.repository=registry.local/cilium",
-                    "--set", "image.useDigest=false")
-    result = cluster.flow("1.16.15", "--cilium-keep-preflight", "--cilium-timeout=10",
-                          "-k", "snapshot_values or install_preflight or wait_preflight")
+    cluster.install(
+        "1.15.18",
+        "--set",
+        "k8sServiceHost=127.0.0.1",
+        "--set",
+        "k8sServicePort=6443",
+        "--set",
+        "image.repository=registry.local/cilium",
+        "--set",
+        "image.useDigest=false",
+    )
+    result = cluster.flow(
+        "1.16.15",
+        "--cilium-keep-preflight",
+        "--cilium-timeout=10",
+        "-k",
+        "snapshot_values or install_preflight or wait_preflight",
+    )
     # uninstall_preflight matches -k too, and is skipped by --cilium-keep-preflight
     assert _outcome(result) == {"passed": 3, "skipped": 1}, result.stdout.str()
     values = json.loads(cluster.helm("get", "values", "cilium-preflight", "-o", "json"))
     assert values["k8sServiceHost"] == "127.0.0.1"
     assert values["k8sServicePort"] == 6443
     assert values["preflight"]["image"] == {"repository": "registry.local/cilium"}
-    assert (values["preflight"]["enabled"], values["agent"], values["operator"]["enabled"]) \
-        == (True, False, False)
+    assert (values["preflight"]["enabled"], values["agent"], values["operator"]["enabled"]) == (
+        True,
+        False,
+        False,
+    )
     images = cluster.sandbox.kubectl(
-        "get", "daemonset", "cilium-pre-flight-check", "-n", cluster.ns,
-        "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+        "get",
+        "daemonset",
+        "cilium-pre-flight-check",
+        "-n",
+        cluster.ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    )
     assert images.startswith("registry.local/cilium:v1.16.15")
     envs = cluster.sandbox.kubectl(
-        "get", "deployment", "cilium-pre-flight-check", "-n", cluster.ns,
-        "-o", "jsonpath={.spec.template.spec.containers[0].env}")
+        "get",
+        "deployment",
+        "cilium-pre-flight-check",
+        "-n",
+        cluster.ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].env}",
+    )
     assert "127.0.0.1" in envs
 
 
@@ -720,9 +978,12 @@ def test_extra_values_and_upgrade_compatibility_reach_the_release_and_count_as_i
     cluster.install("1.15.18")
     extra = cluster.pytester.path / "extra.yaml"
     extra.write_text("hubble:\n  relay:\n    enabled: false\n")
-    result = cluster.flow("1.16.15", f"--cilium-values-file={extra}",
-                          "--cilium-set=debug.enabled=true",
-                          "--cilium-upgrade-compatibility=1.15")
+    result = cluster.flow(
+        "1.16.15",
+        f"--cilium-values-file={extra}",
+        "--cilium-set=debug.enabled=true",
+        "--cilium-upgrade-compatibility=1.15",
+    )
     assert _outcome(result) == {"passed": 26, "skipped": 9}, result.stdout.str()
     live = json.loads(cluster.helm("get", "values", "cilium", "-o", "json"))
     assert str(live["upgradeCompatibility"]) == "1.15"
@@ -735,12 +996,23 @@ def _lease(cluster: Cluster, holder: str, renewed_seconds_ago: int, duration: in
     from datetime import UTC, datetime, timedelta
 
     renewed = datetime.now(UTC) - timedelta(seconds=renewed_seconds_ago)
-    cluster.sandbox.kubectl("apply", "-f", "-", input_text=json.dumps({
-        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "cilium-upgrade-lock", "namespace": cluster.ns},
-        "spec": {"holderIdentity": holder, "leaseDurationSeconds": duration,
-                 "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
-    }))
+    cluster.sandbox.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input_text=json.dumps(
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": "cilium-upgrade-lock", "namespace": cluster.ns},
+                "spec": {
+                    "holderIdentity": holder,
+                    "leaseDurationSeconds": duration,
+                    "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                },
+            }
+        ),
+    )
 
 
 def test_lock_held_by_another_run_refuses_and_an_expired_one_is_reclaimed(
@@ -772,17 +1044,35 @@ def test_planted_secrets_never_reach_output_report_or_summary(cluster: Cluster) 
     tls_key = "-----BEGIN PRIVATE KEY-----PLANTEDTLSKEYMATERIALabcdefghij0123456789"
     cert = "PLANTEDCERTIFICATEDATA0123456789abcdefghijklmnop"
     set_key = "PLANTEDSETTOKENqwertyuiop0123456789asdfghjk"
-    cluster.install("1.15.18", "--set", f"hubble.tls.server.key={tls_key}",
-                    "--set", f"hubble.tls.server.cert={cert}")
+    cluster.install(
+        "1.15.18",
+        "--set",
+        f"hubble.tls.server.key={tls_key}",
+        "--set",
+        f"hubble.tls.server.cert={cert}",
+    )
     planted = (tls_key, "PLANTEDTLSKEYMATERIAL", cert, set_key)
 
     dry = cluster.flow("1.16.15", "--cilium-dry-run", f"--cilium-set=hubble.tls.ca.key={set_key}")
     # a failing run that rolls back, with the secret also in an upgrade --set
-    cluster.fault(PodFault(Fault.CRASH_LOOP, namespace=cluster.ns, labels={"k8s-app": "cilium"},
-                           images=["quay.io/cilium/cilium:v1.16.15"],
-                           nodes=["cilium-upgrade-worker"], restarts=2))
-    failing = cluster.flow("1.16.15", "--cilium-timeout=8", "--cilium-overwrite-snapshot",
-                           f"--cilium-set=hubble.tls.ca.key={set_key}", "-vv", "-rA")
+    cluster.fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=cluster.ns,
+            labels={"k8s-app": "cilium"},
+            images=["quay.io/cilium/cilium:v1.16.15"],
+            nodes=["cilium-upgrade-worker"],
+            restarts=2,
+        )
+    )
+    failing = cluster.flow(
+        "1.16.15",
+        "--cilium-timeout=8",
+        "--cilium-overwrite-snapshot",
+        f"--cilium-set=hubble.tls.ca.key={set_key}",
+        "-vv",
+        "-rA",
+    )
     assert failing.ret != 0
     assert cluster.verdicts()["cilium-upgrade.rollback::helm_rollback"] == "passed"
     for run in (dry, failing):

@@ -60,8 +60,12 @@ def test_install_then_status_history_values_and_list_feed_the_model(
     helm: Helm, namespace: str
 ) -> None:
     helm.install(
-        RELEASE, STANDINS, "1.15.1", namespace,
-        values={"cluster": {"name": "sandbox"}}, set_values=["debug.enabled=true"],
+        RELEASE,
+        STANDINS,
+        "1.15.1",
+        namespace,
+        values={"cluster": {"name": "sandbox"}},
+        set_values=["debug.enabled=true"],
         timeout_s=60,
     )
 
@@ -69,10 +73,15 @@ def test_install_then_status_history_values_and_list_feed_the_model(
     assert status is not None
     release = HelmRelease.from_helm_status(status)
     assert (release.name, release.namespace, release.revision, release.status) == (
-        RELEASE, namespace, 1, "deployed",
+        RELEASE,
+        namespace,
+        1,
+        "deployed",
     )
     assert (release.chart_name, release.chart_version, release.app_version) == (
-        "cilium", "1.15.1", "1.15.1",
+        "cilium",
+        "1.15.1",
+        "1.15.1",
     )
     assert release.updated
     assert "config" not in status
@@ -129,8 +138,9 @@ def test_template_keeps_values_on_stdin_and_secrets_out_of_errors(
 def test_upgrade_with_values_file_rollback_and_uninstall(
     sandbox: Sandbox, helm: Helm, namespace: str, tmp_path: Path
 ) -> None:
-    helm.install(RELEASE, STANDINS, "1.15.1", namespace, set_values=["cluster.name=sandbox"],
-                 timeout_s=60)
+    helm.install(
+        RELEASE, STANDINS, "1.15.1", namespace, set_values=["cluster.name=sandbox"], timeout_s=60
+    )
     saved = tmp_path / "old-values.yaml"
     saved.write_text(yaml.safe_dump(helm.get_values(RELEASE, namespace)))
 
@@ -163,8 +173,9 @@ def test_upgrade_with_values_file_rollback_and_uninstall(
 
 
 def test_reuse_values_within_a_minor_only(helm: Helm, namespace: str) -> None:
-    helm.install(RELEASE, STANDINS, "1.15.1", namespace, set_values=["cluster.name=keep"],
-                 timeout_s=60)
+    helm.install(
+        RELEASE, STANDINS, "1.15.1", namespace, set_values=["cluster.name=keep"], timeout_s=60
+    )
     with pytest.raises(ValueError, match=r"1\.15\.1 -> 1\.16\.0"):
         helm.upgrade(RELEASE, STANDINS, "1.16.0", namespace, reuse_values=True)
     assert not any("upgrade" in call.argv for call in helm.calls)
@@ -203,8 +214,14 @@ def test_wait_past_its_timeout_is_a_helm_timeout(
 
 def test_pending_release_is_listed(helm: Helm, namespace: str) -> None:
     helm.install(RELEASE, STANDINS, "1.15.1", namespace, wait=False)
-    helm.install("other", STANDINS, "1.15.1", namespace, wait=False,
-                 set_values=["agent=false", "operator.enabled=false"])
+    helm.install(
+        "other",
+        STANDINS,
+        "1.15.1",
+        namespace,
+        wait=False,
+        set_values=["agent=false", "operator.enabled=false"],
+    )
     names = sorted(e["name"] for e in helm.list_releases(namespace))
     assert names == ["cilium", "other"]
     deployed = helm.list_releases(namespace, all_states=False)
@@ -249,8 +266,7 @@ def test_repo_source_added_searched_and_rendered(helm: Helm, tmp_path: Path) -> 
     }
     helm = Helm(binary=helm.binary, kubeconfig=helm.kubeconfig, env=env)
     for version in ("1.15.1", "1.15.18"):
-        helm.execute(helm.command("package", str(CHARTS / version), "-d", str(repo),
-                                  cluster=False))
+        helm.execute(helm.command("package", str(CHARTS / version), "-d", str(repo), cluster=False))
     with _serve(repo) as url:
         helm.execute(helm.command("repo", "index", str(repo), "--url", url, cluster=False))
         source = ChartSource.parse("standin/cilium", repo_url=url)

@@ -36,17 +36,37 @@ def test_records_read_through_the_api_match_helms_own_output(
     sandbox: Sandbox, namespace: str, major: int, driver: str
 ) -> None:
     binary = sandbox.binaries.helm3 if major == 3 else sandbox.binaries.helm4
-    helm = Helm(binary=str(binary), kubeconfig=str(sandbox.kubeconfig),
-                env={**sandbox.env(), "HELM_DRIVER": driver})
+    helm = Helm(
+        binary=str(binary),
+        kubeconfig=str(sandbox.kubeconfig),
+        env={**sandbox.env(), "HELM_DRIVER": driver},
+    )
     try:
-        helm.install("cilium", STANDINS, "1.15.1", namespace,
-                     set_values=["cluster.name=sandbox"], timeout_s=60)
-        helm.upgrade("cilium", STANDINS, "1.15.18", namespace,
-                     values={"cluster": {"name": "sandbox"}, "hubble": {"token": PLANTED}},
-                     timeout_s=60)
+        helm.install(
+            "cilium",
+            STANDINS,
+            "1.15.1",
+            namespace,
+            set_values=["cluster.name=sandbox"],
+            timeout_s=60,
+        )
+        helm.upgrade(
+            "cilium",
+            STANDINS,
+            "1.15.18",
+            namespace,
+            values={"cluster": {"name": "sandbox"}, "hubble": {"token": PLANTED}},
+            timeout_s=60,
+        )
         helm.rollback("cilium", 1, namespace, timeout_s=60)
-        helm.install("cilium-preflight", STANDINS, "1.16.15", namespace,
-                     set_values=list(defaults.PREFLIGHT_SET_VALUES), timeout_s=60)
+        helm.install(
+            "cilium-preflight",
+            STANDINS,
+            "1.16.15",
+            namespace,
+            set_values=list(defaults.PREFLIGHT_SET_VALUES),
+            timeout_s=60,
+        )
 
         kind = "ConfigMap" if driver == "configmap" else "Secret"
         with Kube(str(sandbox.kubeconfig)) as kube:
@@ -58,8 +78,9 @@ def test_records_read_through_the_api_match_helms_own_output(
             status = records.status(release, namespace)
             assert status is not None
             assert normalize_status(status, None) == helm.status(release, namespace)
-            assert ([normalize_history_entry(e) for e in records.history(release, namespace)]
-                    == helm.history(release, namespace))
+            assert [
+                normalize_history_entry(e) for e in records.history(release, namespace)
+            ] == helm.history(release, namespace)
             assert records.get_values(release, namespace) == helm.get_values(release, namespace)
 
         history = records.history("cilium", namespace)

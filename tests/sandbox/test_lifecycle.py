@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _new_sandbox(workdir: Path, **kwargs: object) -> Sandbox:
     topology = build_topology(ROOT / "kind-config.yaml", workers=1)
-    return Sandbox(workdir, Builder().ensure_all(), topology, progress=lambda _: None,
-                   **kwargs)  # type: ignore[arg-type]
+    return Sandbox(workdir, Builder().ensure_all(), topology, progress=lambda _: None, **kwargs)  # type: ignore[arg-type]
 
 
 def _wait_gone(pids: list[int], timeout: float) -> list[int]:
@@ -126,7 +125,10 @@ def test_watchdog_stops_the_sandbox_when_the_test_process_is_killed(workdir: Pat
     )
     child = subprocess.Popen(
         [sys.executable, "-c", script],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert child.stdout is not None

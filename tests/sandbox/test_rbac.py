@@ -26,8 +26,14 @@ ROOT = Path(__file__).resolve().parents[2]
 RBAC_FILES = ("checks-clusterrole.yaml", "checks-role.yaml", "upgrade-role.yaml")
 CHARTS = ROOT / "tests" / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
-PREFLIGHT_SETS = ("--set", "preflight.enabled=true", "--set", "agent=false",
-                  "--set", "operator.enabled=false")
+PREFLIGHT_SETS = (
+    "--set",
+    "preflight.enabled=true",
+    "--set",
+    "agent=false",
+    "--set",
+    "operator.enabled=false",
+)
 READER = "cilium-upgrade-checks"
 UPGRADER = "cilium-upgrade"
 READ_VERBS = {"get", "list", "watch"}
@@ -56,20 +62,23 @@ class Rbac:
 
     def delete_cluster_objects(self) -> None:
         if self.cluster_objects:
-            self.sandbox.kubectl("delete", "--ignore-not-found", "--wait=false",
-                                 *self.cluster_objects)
+            self.sandbox.kubectl(
+                "delete", "--ignore-not-found", "--wait=false", *self.cluster_objects
+            )
 
     def kubeconfig(self, account: str) -> Path:
         """A kubeconfig holding nothing but a token of the ServiceAccount ``account``."""
-        path, token = token_kubeconfig(self.sandbox, account, self.ns,
-                                       self.pytester.path / f"{account}.kubeconfig")
+        path, token = token_kubeconfig(
+            self.sandbox, account, self.ns, self.pytester.path / f"{account}.kubeconfig"
+        )
         self.tokens.append(token)
         return path
 
     def can_i(self, account: str, verb: str, resource: str) -> bool:
         user = f"system:serviceaccount:{self.ns}:{account}"
-        answer = self.sandbox.kubectl("auth", "can-i", verb, resource, "-n", self.ns,
-                                      f"--as={user}", check=False)
+        answer = self.sandbox.kubectl(
+            "auth", "can-i", verb, resource, "-n", self.ns, f"--as={user}", check=False
+        )
         return answer.strip() == "yes"
 
     # ------------------------------------------------------------------ as admin
@@ -81,8 +90,15 @@ class Rbac:
 
     def preflight(self, version: str) -> None:
         self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
-        self.helm("install", "cilium-preflight", str(CHARTS / version), *PREFLIGHT_SETS,
-                  "--wait", "--timeout", "2m")
+        self.helm(
+            "install",
+            "cilium-preflight",
+            str(CHARTS / version),
+            *PREFLIGHT_SETS,
+            "--wait",
+            "--timeout",
+            "2m",
+        )
 
     def history(self) -> list[tuple[int, str, str]]:
         entries = json.loads(self.helm("history", "cilium", "-o", "json"))
@@ -95,9 +111,13 @@ class Rbac:
         return self.sandbox.kubectl("get", "leases", "-n", self.ns, "-o", "name")
 
     def preflight_cluster_objects(self) -> str:
-        return self.sandbox.kubectl("get", "clusterrole,clusterrolebinding",
-                                    "--field-selector=metadata.name=cilium-pre-flight",
-                                    "-o", "name")
+        return self.sandbox.kubectl(
+            "get",
+            "clusterrole,clusterrolebinding",
+            "--field-selector=metadata.name=cilium-pre-flight",
+            "-o",
+            "name",
+        )
 
     # ------------------------------------------------------------------ the gate
     def gate(self, kubeconfig: Path, *args: str, helm_major: int = 3) -> pytest.RunResult:
@@ -112,17 +132,24 @@ class Rbac:
             f"--cilium-values-snapshot={self.snapshot}",
             f"--cilium-state-file={self.state}",
             f"--junitxml={self.junit}",
-            "-p", "no:cacheprovider",
+            "-p",
+            "no:cacheprovider",
             "-rA",
             *args,
         )
 
-    def flow(self, kubeconfig: Path, target: str, *args: str,
-             helm_major: int = 3) -> pytest.RunResult:
+    def flow(
+        self, kubeconfig: Path, target: str, *args: str, helm_major: int = 3
+    ) -> pytest.RunResult:
         self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
         return self.gate(
-            kubeconfig, "--cilium-perform-upgrade", f"--cilium-target-version={target}",
-            "--cilium-timeout=20", "--cilium-request-timeout=5", *args, helm_major=helm_major,
+            kubeconfig,
+            "--cilium-perform-upgrade",
+            f"--cilium-target-version={target}",
+            "--cilium-timeout=20",
+            "--cilium-request-timeout=5",
+            *args,
+            helm_major=helm_major,
         )
 
     def verdicts(self) -> dict[str, str]:
@@ -150,13 +177,15 @@ def rbac(sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> Iterato
 
 
 def _outcome(result: pytest.RunResult) -> dict[str, int]:
-    return {k: v for k, v in result.parseoutcomes().items()
-            if k in ("passed", "failed", "skipped")}
+    return {k: v for k, v in result.parseoutcomes().items() if k in ("passed", "failed", "skipped")}
 
 
 def _not_passed(verdicts: dict[str, str], phase: str) -> dict[str, str]:
-    return {k: v for k, v in verdicts.items()
-            if k.startswith(f"cilium-upgrade.{phase}::") and v != "passed"}
+    return {
+        k: v
+        for k, v in verdicts.items()
+        if k.startswith(f"cilium-upgrade.{phase}::") and v != "passed"
+    }
 
 
 # ---------------------------------------------------------------------------- the files
@@ -164,8 +193,9 @@ def _not_passed(verdicts: dict[str, str], phase: str) -> dict[str, str]:
 
 def test_read_only_roles_grant_only_reads_and_bindings_name_shipped_roles() -> None:
     docs = shipped_roles(RBAC_FILES)
-    roles = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role",
-                                                                              "ClusterRole")}
+    roles = {
+        (d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] in ("Role", "ClusterRole")
+    }
     for doc in docs:
         if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == "kube-system", doc["metadata"]
@@ -184,13 +214,22 @@ def test_pre_checks_pass_under_the_read_only_roles(rbac: Rbac, helm_major: int) 
     rbac.install("1.15.18")
     rbac.preflight("1.16.15")
     reader = rbac.kubeconfig(READER)
-    for verb, resource in (("create", "secrets"), ("create", "leases.coordination.k8s.io"),
-                           ("patch", "daemonsets.apps"), ("delete", "pods"),
-                           ("create", "clusterroles.rbac.authorization.k8s.io")):
+    for verb, resource in (
+        ("create", "secrets"),
+        ("create", "leases.coordination.k8s.io"),
+        ("patch", "daemonsets.apps"),
+        ("delete", "pods"),
+        ("create", "clusterroles.rbac.authorization.k8s.io"),
+    ):
         assert not rbac.can_i(READER, verb, resource), f"{READER} may {verb} {resource}"
 
-    result = rbac.gate(reader, "--cilium-phase=pre", "--cilium-target-version=1.16.15",
-                       "--cilium-write-snapshot", helm_major=helm_major)
+    result = rbac.gate(
+        reader,
+        "--cilium-phase=pre",
+        "--cilium-target-version=1.16.15",
+        "--cilium-write-snapshot",
+        helm_major=helm_major,
+    )
     assert _outcome(result) == {"passed": 13}, result.stdout.str()
     assert "forbidden" not in result.stdout.str().lower()  # no read was refused either
     verdicts = rbac.verdicts()
@@ -203,16 +242,24 @@ def test_post_checks_pass_under_the_read_only_roles(rbac: Rbac) -> None:
     rbac.install("1.15.18")
     rbac.preflight("1.16.15")
     reader = rbac.kubeconfig(READER)
-    pre = rbac.gate(reader, "--cilium-phase=pre", "--cilium-target-version=1.16.15",
-                    "--cilium-write-snapshot")
+    pre = rbac.gate(
+        reader, "--cilium-phase=pre", "--cilium-target-version=1.16.15", "--cilium-write-snapshot"
+    )
     assert _outcome(pre) == {"passed": 13}, pre.stdout.str()
 
     # the upgrade itself, by an administrator
     rbac.helm("uninstall", "cilium-preflight", "--wait")
-    rbac.helm("upgrade", "cilium", str(CHARTS / "1.16.15"), "-f", str(rbac.snapshot),
-              "--wait", "--timeout", "2m")
-    rbac.sandbox.kubectl("rollout", "status", "-n", rbac.ns, "daemonset/cilium",
-                         "--timeout=60s")
+    rbac.helm(
+        "upgrade",
+        "cilium",
+        str(CHARTS / "1.16.15"),
+        "-f",
+        str(rbac.snapshot),
+        "--wait",
+        "--timeout",
+        "2m",
+    )
+    rbac.sandbox.kubectl("rollout", "status", "-n", rbac.ns, "daemonset/cilium", "--timeout=60s")
 
     post = rbac.gate(reader, "--cilium-phase=post", "--cilium-target-version=1.16.15")
     assert _outcome(post) == {"passed": 7}, post.stdout.str()
@@ -266,8 +313,10 @@ def test_gated_upgrade_passes_under_the_upgrade_role(rbac: Rbac, helm_major: int
     verdicts = rbac.verdicts()
     for phase in ("prepare", "pre", "upgrade", "post"):
         assert _not_passed(verdicts, phase) == {}, result.stdout.str()
-    assert rbac.history() == [(1, "cilium-1.15.18", "superseded"),
-                              (2, "cilium-1.16.15", "deployed")]
+    assert rbac.history() == [
+        (1, "cilium-1.15.18", "superseded"),
+        (2, "cilium-1.16.15", "deployed"),
+    ]
     assert rbac.releases() == ["cilium"]
     assert "cilium-upgrade-lock" not in rbac.leases()
     assert rbac.preflight_cluster_objects() == ""  # uninstalled with the pre-flight
@@ -276,10 +325,16 @@ def test_gated_upgrade_passes_under_the_upgrade_role(rbac: Rbac, helm_major: int
 
 def test_rollback_passes_under_the_upgrade_role(rbac: Rbac) -> None:
     rbac.install("1.15.18")
-    rbac.sandbox.add_fault(PodFault(Fault.CRASH_LOOP, namespace=rbac.ns,
-                                    labels={"k8s-app": "cilium"},
-                                    images=["quay.io/cilium/cilium:v1.16.15"],
-                                    nodes=["cilium-upgrade-worker2"], restarts=4))
+    rbac.sandbox.add_fault(
+        PodFault(
+            Fault.CRASH_LOOP,
+            namespace=rbac.ns,
+            labels={"k8s-app": "cilium"},
+            images=["quay.io/cilium/cilium:v1.16.15"],
+            nodes=["cilium-upgrade-worker2"],
+            restarts=4,
+        )
+    )
     upgrader = rbac.kubeconfig(UPGRADER)
     result = rbac.flow(upgrader, "1.16.15", "--cilium-timeout=10")
     assert result.ret != 0
@@ -287,11 +342,17 @@ def test_rollback_passes_under_the_upgrade_role(rbac: Rbac) -> None:
     assert "timed out" in verdicts["cilium-upgrade.upgrade::wait_rollout"]
     assert verdicts["cilium-upgrade.rollback::helm_rollback"] == "passed"
     assert _not_passed(verdicts, "rollback") == {}, result.stdout.str()
-    assert rbac.history() == [(1, "cilium-1.15.18", "superseded"),
-                              (2, "cilium-1.16.15", "superseded"),
-                              (3, "cilium-1.15.18", "deployed")]
+    assert rbac.history() == [
+        (1, "cilium-1.15.18", "superseded"),
+        (2, "cilium-1.16.15", "superseded"),
+        (3, "cilium-1.15.18", "deployed"),
+    ]
     # the rollback removed what only 1.16 renders
-    assert rbac.sandbox.kubectl("get", "daemonset", "cilium-envoy", "-n", rbac.ns,
-                                "--ignore-not-found", "-o", "name") == ""
+    assert (
+        rbac.sandbox.kubectl(
+            "get", "daemonset", "cilium-envoy", "-n", rbac.ns, "--ignore-not-found", "-o", "name"
+        )
+        == ""
+    )
     assert "cilium-upgrade-lock" not in rbac.leases()
     rbac.assert_no_token_in(result)

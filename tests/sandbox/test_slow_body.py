@@ -78,8 +78,9 @@ class Relay:
             self._start(self._pump, client, server, False, 0)
             self._start(self._pump, server, client, True, free)
 
-    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool,
-              free: int) -> None:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, from_server: bool, free: int
+    ) -> None:
         passed = 0
         started = None
         try:
@@ -93,11 +94,10 @@ class Relay:
                 for i in range(0, len(data), self.piece):
                     if passed >= free:
                         started = started or time.monotonic()
-                        if (self.stopping.is_set()
-                                or time.monotonic() - started > MAX_TRICKLE_S):
+                        if self.stopping.is_set() or time.monotonic() - started > MAX_TRICKLE_S:
                             return
                         time.sleep(self.pause_s)
-                    sink.sendall(data[i:i + self.piece])
+                    sink.sendall(data[i : i + self.piece])
                     passed += self.piece
         except OSError:
             return  # either side hung up
@@ -139,11 +139,16 @@ def test_a_list_whose_body_trickles_in_ends_at_the_request_timeout(
     box.piece, box.pause_s = 2048, 0.1  # 20 KB/s: a TLS record (16 KB at most) in 0.8 s
     core = client.CoreV1Api(api)
     for i in range(4):  # Helm's records as the gate lists them, 0.6 MB in all
-        core.create_namespaced_secret(namespace, client.V1Secret(
-            metadata=client.V1ObjectMeta(name=f"sh.helm.release.v1.cilium.v{i + 1}",
-                                         labels={"owner": "helm", "name": "cilium"}),
-            data={"release": base64.b64encode(os.urandom(110_000)).decode()},
-        ))
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(
+                    name=f"sh.helm.release.v1.cilium.v{i + 1}",
+                    labels={"owner": "helm", "name": "cilium"},
+                ),
+                data={"release": base64.b64encode(os.urandom(110_000)).decode()},
+            ),
+        )
     with Kube(str(kubeconfig), request_timeout=3) as kube:
         records = kube.list_release_records(namespace, ["cilium"])  # at full speed
         assert len(records) == 4
@@ -164,14 +169,18 @@ def test_the_gate_ends_with_a_verdict_when_answers_trickle_in(
     box.trickle.set()
     started = time.monotonic()
     result = pytester.runpytest(
-        "--cilium-upgrade", "--cilium-phase=pre", "--cilium-target-version=1.16.15",
+        "--cilium-upgrade",
+        "--cilium-phase=pre",
+        "--cilium-target-version=1.16.15",
         f"--cilium-kubeconfig={kubeconfig}",
         f"--cilium-helm={sandbox.binaries.helm3}",
         "--cilium-namespace=kube-system",
         f"--cilium-chart={CHARTS}",
         f"--cilium-state-file={pytester.path / 'state.json'}",
         "--cilium-request-timeout=2",
-        "-p", "no:cacheprovider", "-rA",
+        "-p",
+        "no:cacheprovider",
+        "-rA",
     )
     elapsed = time.monotonic() - started
     output = result.stdout.str()

@@ -20,8 +20,15 @@ def test_every_sandbox_program_is_pinned_and_located_in_the_cache(tmp_path: Path
     binaries = builder.binaries()
     programs = binaries.all()
     assert set(programs) == {
-        "etcd", "kwok", "kwokctl", "kube_apiserver", "kube_controller_manager",
-        "kube_scheduler", "kubectl", "helm3", "helm4",
+        "etcd",
+        "kwok",
+        "kwokctl",
+        "kube_apiserver",
+        "kube_controller_manager",
+        "kube_scheduler",
+        "kubectl",
+        "helm3",
+        "helm4",
     }
     for path in programs.values():
         assert path.is_relative_to(tmp_path / "bin")

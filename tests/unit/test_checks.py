@@ -327,8 +327,9 @@ def test_access_not_reviewed_warns() -> None:
 
 def test_a_partial_read_fails_the_cluster_check_and_skips_the_rest() -> None:
     # every other cluster check is skipped pointing here: this one must not pass
-    error = ("nodes: the Kubernetes API at https://127.0.0.1:6443 did not answer list nodes"
-             " within 2s")
+    error = (
+        "nodes: the Kubernetes API at https://127.0.0.1:6443 did not answer list nodes within 2s"
+    )
     snap = healthy(read_errors=(error, "validator log: boom"))
     result = checks.cluster_reachable_and_access_allowed(snap, params())
     assert_status(result, Status.FAIL)
@@ -1471,14 +1472,16 @@ def test_result_ok_and_redacted() -> None:
     assert LabelSelector.parse(defaults.AGENT_SELECTOR).matches({"k8s-app": "cilium"})
 
 
-@pytest.mark.parametrize(("status", "summary", "hint"), [
-    (429, "API server is throttling the gate (429 Too Many Requests)", "FlowSchema"),
-    (503, "API server failing (503)", "check its health"),
-    (400, "API server refused the first request (400)", "API error"),
-    (None, "cluster unreachable", "check the kubeconfig/context"),
-])
-def test_api_failures_say_what_the_server_did(status: int | None, summary: str, hint: str
-                                               ) -> None:
+@pytest.mark.parametrize(
+    ("status", "summary", "hint"),
+    [
+        (429, "API server is throttling the gate (429 Too Many Requests)", "FlowSchema"),
+        (503, "API server failing (503)", "check its health"),
+        (400, "API server refused the first request (400)", "API error"),
+        (None, "cluster unreachable", "check the kubeconfig/context"),
+    ],
+)
+def test_api_failures_say_what_the_server_did(status: int | None, summary: str, hint: str) -> None:
     snap = healthy(api_error="API error ... (gave up after 4 attempts)", api_status=status)
     result = checks.cluster_reachable_and_access_allowed(snap, params())
     assert_status(result, Status.FAIL)
@@ -1486,14 +1489,29 @@ def test_api_failures_say_what_the_server_did(status: int | None, summary: str, 
     assert hint in text_of(result)
 
 
-@pytest.mark.parametrize(("error", "no_answer", "summary", "hint"), [
-    ("the Kubernetes API at https://10.0.0.1:6443 did not answer get version within 2s", True,
-     "API server did not answer within the request timeout", "--cilium-request-timeout"),
-    ("could not connect to the Kubernetes API at https://10.0.0.1:6443 within 2s", False,
-     "cluster unreachable", "check the kubeconfig/context"),
-    ("cannot reach the Kubernetes API at https://10.0.0.1:6443: Connection refused", False,
-     "cluster unreachable", "check the kubeconfig/context"),
-])
+@pytest.mark.parametrize(
+    ("error", "no_answer", "summary", "hint"),
+    [
+        (
+            "the Kubernetes API at https://10.0.0.1:6443 did not answer get version within 2s",
+            True,
+            "API server did not answer within the request timeout",
+            "--cilium-request-timeout",
+        ),
+        (
+            "could not connect to the Kubernetes API at https://10.0.0.1:6443 within 2s",
+            False,
+            "cluster unreachable",
+            "check the kubeconfig/context",
+        ),
+        (
+            "cannot reach the Kubernetes API at https://10.0.0.1:6443: Connection refused",
+            False,
+            "cluster unreachable",
+            "check the kubeconfig/context",
+        ),
+    ],
+)
 def test_an_api_server_too_slow_to_answer_is_not_called_unreachable(
     error: str, no_answer: bool, summary: str, hint: str
 ) -> None:
@@ -1521,21 +1539,30 @@ def test_an_unreadable_release_state_fails_the_release_checks_and_skips_the_rest
 
 
 def test_a_snapshot_the_gate_failed_to_write_says_why() -> None:
-    vs = ValuesSnapshotFile(path="/ci/values.yaml", exists=False,
-                            write_error="API error 429 Too Many Requests: slow down")
+    vs = ValuesSnapshotFile(
+        path="/ci/values.yaml",
+        exists=False,
+        write_error="API error 429 Too Many Requests: slow down",
+    )
     result = checks.values_snapshot_matches_live(healthy(values_snapshot=vs), params())
     assert_status(result, Status.FAIL)
-    assert result.summary == ("--cilium-write-snapshot did not write /ci/values.yaml: "
-                              "API error 429 Too Many Requests: slow down")
+    assert result.summary == (
+        "--cilium-write-snapshot did not write /ci/values.yaml: "
+        "API error 429 Too Many Requests: slow down"
+    )
 
 
-@pytest.mark.parametrize(("fields", "reason"), [
-    ({"api_status": 429}, "API server is throttling the gate (429 Too Many Requests)"),
-    ({"api_no_answer": True}, "API server did not answer within the request timeout"),
-    ({}, "cluster unreachable"),
-])
-def test_checks_skipped_for_the_api_say_what_the_server_did(fields: dict[str, Any], reason: str
-                                                              ) -> None:
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"api_status": 429}, "API server is throttling the gate (429 Too Many Requests)"),
+        ({"api_no_answer": True}, "API server did not answer within the request timeout"),
+        ({}, "cluster unreachable"),
+    ],
+)
+def test_checks_skipped_for_the_api_say_what_the_server_did(
+    fields: dict[str, Any], reason: str
+) -> None:
     snap = healthy(api_error="some error", **fields)
     result = checks.run_check(checks.get_check("pre", "agent_daemonset_healthy"), snap, params())
     assert_status(result, Status.SKIP)

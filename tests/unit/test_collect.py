@@ -33,8 +33,9 @@ NS = "kube-system"
 class FakeCluster:
     """Answers from fixed data; ``barrier`` makes the first LISTs wait for one another."""
 
-    def __init__(self, *, records: list[JSONDict] | None = None,
-                 barrier: threading.Barrier | None = None) -> None:
+    def __init__(
+        self, *, records: list[JSONDict] | None = None, barrier: threading.Barrier | None = None
+    ) -> None:
         self.records = records or []
         self.barrier = barrier
         self.calls: list[str] = []
@@ -56,11 +57,17 @@ class FakeCluster:
         self._call("version")
         return "v1.36.3"
 
-    def access_reviews(self, namespace: str, requirements: Iterable[defaults.AccessRequirement]
-                       ) -> list[JSONDict]:
+    def access_reviews(
+        self, namespace: str, requirements: Iterable[defaults.AccessRequirement]
+    ) -> list[JSONDict]:
         self._call("access review")
-        return [{"spec": {"resourceAttributes": {"verb": r.verb, "resource": r.resource}},
-                 "status": {"allowed": True}} for r in requirements]
+        return [
+            {
+                "spec": {"resourceAttributes": {"verb": r.verb, "resource": r.resource}},
+                "status": {"allowed": True},
+            }
+            for r in requirements
+        ]
 
     def list_nodes(self) -> list[JSONDict]:
         self._call("list nodes")
@@ -78,13 +85,15 @@ class FakeCluster:
         self._call("list deployments")
         return []
 
-    def pod_log(self, namespace: str, pod: str, container: str, *, previous: bool = False
-                ) -> str | None:
+    def pod_log(
+        self, namespace: str, pod: str, container: str, *, previous: bool = False
+    ) -> str | None:
         self._call("pod log")
         return None
 
-    def list_release_records(self, namespace: str, releases: Iterable[str],
-                             kind: str = "Secret") -> list[JSONDict]:
+    def list_release_records(
+        self, namespace: str, releases: Iterable[str], kind: str = "Secret"
+    ) -> list[JSONDict]:
         self._call(f"records {kind} {','.join(sorted(releases))}")
         return self.records
 
@@ -102,9 +111,13 @@ class FakeHelm:
         self.calls.append(f"status {release}")
         if release != defaults.DEFAULT_RELEASE:
             return None
-        return {"name": release, "namespace": namespace, "version": 1,
-                "info": {"status": "deployed"},
-                "chart": {"metadata": {"name": "cilium", "version": "1.15.18"}}}
+        return {
+            "name": release,
+            "namespace": namespace,
+            "version": 1,
+            "info": {"status": "deployed"},
+            "chart": {"metadata": {"name": "cilium", "version": "1.15.18"}},
+        }
 
     def history(self, release: str, namespace: str) -> list[JSONDict]:
         self.calls.append(f"history {release}")
@@ -114,8 +127,15 @@ class FakeHelm:
         self.calls.append(f"values {release}")
         return {"from": "helm"}
 
-    def template(self, release: str, chart: Any, version: str, namespace: str,
-                 values_files: Sequence[str] = (), set_values: Sequence[str] = ()) -> str:
+    def template(
+        self,
+        release: str,
+        chart: Any,
+        version: str,
+        namespace: str,
+        values_files: Sequence[str] = (),
+        set_values: Sequence[str] = (),
+    ) -> str:
         self.calls.append("template")
         raise HelmFailed(["helm", "template"], 1, "values don't meet the specifications")
 
@@ -144,7 +164,8 @@ def test_release_state_comes_from_one_list_of_records() -> None:
     cluster, helm = FakeCluster(records=RECORDS), FakeHelm()
     snapshot = collect(cluster, helm, CollectRequest(release_records="Secret"))
     assert [c for c in cluster.calls if c.startswith("records")] == [
-        "records Secret cilium,cilium-preflight"]
+        "records Secret cilium,cilium-preflight"
+    ]
     assert helm.calls == ["version"]  # no helm process for status, history or values
     assert snapshot.release is not None
     assert snapshot.preflight_release is not None
@@ -158,9 +179,9 @@ def test_without_records_helm_is_asked() -> None:
     cluster, helm = FakeCluster(records=RECORDS), FakeHelm()
     snapshot = collect(cluster, helm, CollectRequest(release_records=None))
     assert not [c for c in cluster.calls if c.startswith("records")]
-    assert sorted(helm.calls) == sorted([
-        "version", "status cilium", "history cilium", "values cilium",
-        "status cilium-preflight"])
+    assert sorted(helm.calls) == sorted(
+        ["version", "status cilium", "history cilium", "values cilium", "status cilium-preflight"]
+    )
     assert snapshot.live_values == {"from": "helm"}
     assert snapshot.preflight_release is None
 
@@ -189,12 +210,14 @@ def test_unsupported_helm_gives_no_release_state() -> None:
 def test_a_forbidden_records_list_is_a_release_error_not_a_helm_error() -> None:
     cluster = FakeCluster(records=RECORDS)
     cluster.failing["records Secret cilium,cilium-preflight"] = Forbidden(
-        "list", "secrets", NS, "no")
+        "list", "secrets", NS, "no"
+    )
     snapshot = collect(cluster, FakeHelm(), CollectRequest(release_records="Secret"))
     assert snapshot.helm_error is None  # helm itself is fine
     assert snapshot.release_error == (
         "cannot read Helm's release records (Secrets in namespace kube-system): "
-        "forbidden: cannot list secrets in namespace kube-system: no")
+        "forbidden: cannot list secrets in namespace kube-system: no"
+    )
     assert snapshot.release is None
 
 
@@ -248,9 +271,16 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
             return ["1.15.18", "1.16.15"]
 
     helm = FakeHelm()
-    snapshot = collect(FakeCluster(records=RECORDS), helm, CollectRequest(
-        release_records="Secret", chart=Chart(), target_version="1.16.15",
-        values_snapshot=snapshot_file))
+    snapshot = collect(
+        FakeCluster(records=RECORDS),
+        helm,
+        CollectRequest(
+            release_records="Secret",
+            chart=Chart(),
+            target_version="1.16.15",
+            values_snapshot=snapshot_file,
+        ),
+    )
     assert "template" in helm.calls
     assert snapshot.target_render is not None
     assert not snapshot.target_render.succeeded
@@ -261,8 +291,9 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
 def test_release_state_read_already_is_not_read_again() -> None:
     cluster, helm = FakeCluster(records=[]), FakeHelm()
     request = CollectRequest(namespace=NS, release_records="Secret")
-    already = RecordReleases(FakeCluster(records=RECORDS), NS,
-                             (request.release, request.preflight_release), "Secret")
+    already = RecordReleases(
+        FakeCluster(records=RECORDS), NS, (request.release, request.preflight_release), "Secret"
+    )
     snapshot = collect(cluster, helm, request, releases=already)
     assert not [c for c in cluster.calls if c.startswith("records")]
     assert snapshot.release is not None

@@ -31,9 +31,14 @@ def daemonset(ready: int, updated: int, desired: int = 8) -> dict[str, Any]:
         "kind": "DaemonSet",
         "metadata": {"name": "cilium", "namespace": NS, "generation": 2},
         "spec": {"template": {"spec": {"containers": [{"name": "cilium-agent"}]}}},
-        "status": {"observedGeneration": 2, "desiredNumberScheduled": desired,
-                   "currentNumberScheduled": desired, "numberReady": ready,
-                   "updatedNumberScheduled": updated, "numberAvailable": ready},
+        "status": {
+            "observedGeneration": 2,
+            "desiredNumberScheduled": desired,
+            "currentNumberScheduled": desired,
+            "numberReady": ready,
+            "updatedNumberScheduled": updated,
+            "numberAvailable": ready,
+        },
     }
 
 
@@ -59,13 +64,19 @@ class FakeKube:
 
     def list_pods(self, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
         self.calls.append("list_pods")
-        return [{
-            "metadata": {"name": "cilium-abcde", "namespace": NS},
-            "spec": {"nodeName": "worker2", "containers": [{"name": "cilium-agent"}]},
-            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}],
-                       "containerStatuses": [{"name": "cilium-agent", "ready": False,
-                                              "state": {"running": {}}}]},
-        }]
+        return [
+            {
+                "metadata": {"name": "cilium-abcde", "namespace": NS},
+                "spec": {"nodeName": "worker2", "containers": [{"name": "cilium-agent"}]},
+                "status": {
+                    "phase": "Running",
+                    "conditions": [{"type": "Ready", "status": "False"}],
+                    "containerStatuses": [
+                        {"name": "cilium-agent", "ready": False, "state": {"running": {}}}
+                    ],
+                },
+            }
+        ]
 
     def list_events(self, namespace: str) -> list[dict[str, Any]]:
         self.calls.append("list_events")
@@ -78,8 +89,14 @@ class FakeKube:
 
 def wait(kube: FakeKube) -> tuple[str, list[str]]:
     progress: list[str] = []
-    flow = UpgradeFlow(Settings(namespace=NS, timeout=20), kube, helm=None, chart=None,
-                       progress=progress.append, redactor=Redactor)
+    flow = UpgradeFlow(
+        Settings(namespace=NS, timeout=20),
+        kube,
+        helm=None,
+        chart=None,
+        progress=progress.append,
+        redactor=Redactor,
+    )
     done = flow._wait("DaemonSet", "cilium", "agent", time.monotonic() + 20, "k8s-app=cilium")
     return done, progress
 
@@ -98,8 +115,10 @@ def test_api_unreachable_at_the_deadline_is_named_with_the_last_state_seen() -> 
     summary = info.value.summary
     assert summary.startswith("timed out after 20s waiting for DaemonSet cilium: ")
     assert "API server at https://10.0.0.1:6443 has been unreachable since 10:00:00 UTC" in summary
-    assert "last error: Failed to establish a new connection: [Errno 111] Connection refused" \
+    assert (
+        "last error: Failed to establish a new connection: [Errno 111] Connection refused"
         in summary
+    )
     assert summary.endswith("last seen: ready 6/8; up-to-date 2/8; available 6/8")
     assert any("check the control plane" in d for d in info.value.details)
     # the API server is away: it is not asked to describe the pods
@@ -118,9 +137,11 @@ def test_a_plain_timeout_still_describes_the_pods_not_ready() -> None:
     kube = FakeKube([daemonset(6, 2)])
     with pytest.raises(StepFailed) as info:
         wait(kube)
-    assert info.value.summary == ("timed out after 20s waiting for DaemonSet cilium: "
-                                  "ready 6/8; up-to-date 2/8; available 6/8")
+    assert info.value.summary == (
+        "timed out after 20s waiting for DaemonSet cilium: ready 6/8; up-to-date 2/8; available 6/8"
+    )
     assert "unreachable" not in info.value.summary
-    assert "pod cilium-abcde on node worker2: containers not ready: cilium-agent" \
-        in info.value.details
+    assert (
+        "pod cilium-abcde on node worker2: containers not ready: cilium-agent" in info.value.details
+    )
     assert "list_pods" in kube.calls

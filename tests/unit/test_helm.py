@@ -45,8 +45,9 @@ def _script(directory: Path, body: str, name: str = "helm") -> str:
 
 
 @pytest.fixture(autouse=True)
-def version_cache(tmp_path_factory: pytest.TempPathFactory,
-                  monkeypatch: pytest.MonkeyPatch) -> Path:
+def version_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """The cache of `helm version` answers, out of the user's cache directory."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("PYTEST_CILIUM_UPGRADE_CACHE", str(cache))
@@ -411,24 +412,54 @@ REPO = ChartSource.parse("cilium/cilium")
 
 @pytest.mark.parametrize(
     ("major", "wait", "atomic", "force"),
-    [(3, "--wait", "--atomic", "--force"), (4, "--wait=watcher", "--rollback-on-failure",
-                                            "--force-replace")],
+    [
+        (3, "--wait", "--atomic", "--force"),
+        (4, "--wait=watcher", "--rollback-on-failure", "--force-replace"),
+    ],
 )
 def test_install_argv(binary: str, major: int, wait: str, atomic: str, force: str) -> None:
     helm = _helm(binary, major, kubeconfig="/kc", kube_context="ctx")
     command = helm.install_command(
-        "cilium-preflight", STANDINS, "1.16.0", "kube-system",
-        values_files=["old.yaml"], values={"k8sServiceHost": "10.0.0.1"},
-        set_values=["preflight.enabled=true", "agent=false"], set_string_values=["x=1"],
-        timeout_s=90, atomic=True, force=True, create_namespace=True,
+        "cilium-preflight",
+        STANDINS,
+        "1.16.0",
+        "kube-system",
+        values_files=["old.yaml"],
+        values={"k8sServiceHost": "10.0.0.1"},
+        set_values=["preflight.enabled=true", "agent=false"],
+        set_string_values=["x=1"],
+        timeout_s=90,
+        atomic=True,
+        force=True,
+        create_namespace=True,
     )
     assert command.argv == (
-        binary, "install", "cilium-preflight", str(CHARTS / "1.16.0"),
-        "--namespace", "kube-system",
-        "--values", "old.yaml", "--values", "-",
-        "--set", "preflight.enabled=true", "--set", "agent=false", "--set-string", "x=1",
-        wait, "--timeout", "90s", atomic, force, "--create-namespace",
-        "--kubeconfig", "/kc", "--kube-context", "ctx",
+        binary,
+        "install",
+        "cilium-preflight",
+        str(CHARTS / "1.16.0"),
+        "--namespace",
+        "kube-system",
+        "--values",
+        "old.yaml",
+        "--values",
+        "-",
+        "--set",
+        "preflight.enabled=true",
+        "--set",
+        "agent=false",
+        "--set-string",
+        "x=1",
+        wait,
+        "--timeout",
+        "90s",
+        atomic,
+        force,
+        "--create-namespace",
+        "--kubeconfig",
+        "/kc",
+        "--kube-context",
+        "ctx",
     )
     assert yaml.safe_load(command.stdin or "") == {"k8sServiceHost": "10.0.0.1"}
     assert command.timeout == 150
@@ -440,8 +471,15 @@ def test_without_wait_only_the_timeout_is_passed(binary: str, major: int) -> Non
         "cilium", REPO, "1.16.3", "kube-system", wait=False, timeout_s=2.5
     )
     assert command.argv[1:] == (
-        "install", "cilium", "cilium/cilium", "--version", "1.16.3",
-        "--namespace", "kube-system", "--timeout", "3s",
+        "install",
+        "cilium",
+        "cilium/cilium",
+        "--version",
+        "1.16.3",
+        "--namespace",
+        "kube-system",
+        "--timeout",
+        "3s",
     )
     assert command.stdin is None
     assert command.timeout == 120
@@ -450,28 +488,57 @@ def test_without_wait_only_the_timeout_is_passed(binary: str, major: int) -> Non
 def test_helm_4_wait_strategy_is_configurable(binary: str) -> None:
     helm = _helm(binary, 4, wait_strategy="legacy")
     assert "--wait=legacy" in helm.rollback_command("cilium", 1, "kube-system").argv
-    assert "--wait" in _helm(binary, 3, wait_strategy="legacy").rollback_command(
-        "cilium", 1, "kube-system"
-    ).argv
+    assert (
+        "--wait"
+        in _helm(binary, 3, wait_strategy="legacy")
+        .rollback_command("cilium", 1, "kube-system")
+        .argv
+    )
 
 
 @pytest.mark.parametrize(
     ("major", "expected"),
     [
         (3, ("--wait", "--timeout", "60s", "--reuse-values", "--atomic", "--force", "--install")),
-        (4, ("--wait=watcher", "--timeout", "60s", "--reuse-values", "--rollback-on-failure",
-             "--force-replace", "--install")),
+        (
+            4,
+            (
+                "--wait=watcher",
+                "--timeout",
+                "60s",
+                "--reuse-values",
+                "--rollback-on-failure",
+                "--force-replace",
+                "--install",
+            ),
+        ),
     ],
 )
 def test_upgrade_argv(binary: str, major: int, expected: tuple[str, ...]) -> None:
     command = _helm(binary, major).upgrade_command(
-        "cilium", REPO, "1.16.4", "kube-system", values_files=[Path("v.yaml")],
-        timeout_s=60, reuse_values=True, current_version="1.16.3",
-        atomic=True, force=True, install=True,
+        "cilium",
+        REPO,
+        "1.16.4",
+        "kube-system",
+        values_files=[Path("v.yaml")],
+        timeout_s=60,
+        reuse_values=True,
+        current_version="1.16.3",
+        atomic=True,
+        force=True,
+        install=True,
     )
     assert command.argv[1:] == (
-        "upgrade", "cilium", "cilium/cilium", "--version", "1.16.4",
-        "--namespace", "kube-system", "--values", "v.yaml", *expected,
+        "upgrade",
+        "cilium",
+        "cilium/cilium",
+        "--version",
+        "1.16.4",
+        "--namespace",
+        "kube-system",
+        "--values",
+        "v.yaml",
+        *expected,
     )
 
 
@@ -481,30 +548,58 @@ def test_upgrade_can_reset_values(binary: str) -> None:
     assert "--reuse-values" not in command.argv
     with pytest.raises(ValueError, match="exclude each other"):
         _helm(binary, 3).upgrade_command(
-            "c", REPO, "1.17.1", "ns", reset_values=True, reuse_values=True,
+            "c",
+            REPO,
+            "1.17.1",
+            "ns",
+            reset_values=True,
+            reuse_values=True,
             current_version="1.17.0",
         )
 
 
-@pytest.mark.parametrize(
-    ("major", "wait"), [(3, "--wait"), (4, "--wait=watcher")]
-)
+@pytest.mark.parametrize(("major", "wait"), [(3, "--wait"), (4, "--wait=watcher")])
 def test_rollback_and_uninstall_argv(binary: str, major: int, wait: str) -> None:
     helm = _helm(binary, major)
     assert helm.rollback_command("cilium", 3, "kube-system", timeout_s=120).argv[1:] == (
-        "rollback", "cilium", "3", "--namespace", "kube-system", wait, "--timeout", "120s",
+        "rollback",
+        "cilium",
+        "3",
+        "--namespace",
+        "kube-system",
+        wait,
+        "--timeout",
+        "120s",
     )
     forced = helm.rollback_command("cilium", 0, "kube-system", wait=False, force=True)
     assert forced.argv[1:] == (
-        "rollback", "cilium", "0", "--namespace", "kube-system", "--timeout", "300s",
+        "rollback",
+        "cilium",
+        "0",
+        "--namespace",
+        "kube-system",
+        "--timeout",
+        "300s",
         "--force" if major == 3 else "--force-replace",
     )
     assert helm.uninstall_command("cilium-preflight", "kube-system").argv[1:] == (
-        "uninstall", "cilium-preflight", "--namespace", "kube-system", wait, "--timeout", "300s",
+        "uninstall",
+        "cilium-preflight",
+        "--namespace",
+        "kube-system",
+        wait,
+        "--timeout",
+        "300s",
     )
     kept = helm.uninstall_command("x", "ns", wait=False, timeout_s=30, keep_history=True)
     assert kept.argv[1:] == (
-        "uninstall", "x", "--namespace", "ns", "--timeout", "30s", "--keep-history",
+        "uninstall",
+        "x",
+        "--namespace",
+        "ns",
+        "--timeout",
+        "30s",
+        "--keep-history",
     )
     with pytest.raises(ValueError, match="revision must be 0"):
         helm.rollback_command("cilium", -1, "kube-system")
@@ -516,7 +611,9 @@ def test_list_argv(binary: str, major: int, all_flag: tuple[str, ...]) -> None:
     base = ("list", "--namespace", "kube-system", "-o", "json", "--max", "256")
     assert helm.list_releases_command("kube-system").argv[1:] == (*base, *all_flag)
     assert helm.list_releases_command("kube-system", all_states=False).argv[1:] == (
-        *base, "--deployed", "--failed",
+        *base,
+        "--deployed",
+        "--failed",
     )
 
 
@@ -524,8 +621,15 @@ def test_template_and_repo_add_argv(binary: str) -> None:
     helm = _helm(binary, 4)
     command = helm.template_command("cilium", REPO, "1.16.3", "kube-system", ["saved.yaml"])
     assert command.argv[1:] == (
-        "template", "cilium", "cilium/cilium", "--version", "1.16.3",
-        "--namespace", "kube-system", "--values", "saved.yaml",
+        "template",
+        "cilium",
+        "cilium/cilium",
+        "--version",
+        "1.16.3",
+        "--namespace",
+        "kube-system",
+        "--values",
+        "saved.yaml",
     )
     assert helm.repo_add_command(REPO) is None
     assert helm.repo_add_command(STANDINS) is None
@@ -538,7 +642,10 @@ def test_template_and_repo_add_argv(binary: str) -> None:
 def test_command_display_is_quoted_redacted_and_hides_stdin(binary: str) -> None:
     helm = _helm(binary, 3)
     command = helm.install_command(
-        "cilium", STANDINS, "1.15.1", "kube-system",
+        "cilium",
+        STANDINS,
+        "1.15.1",
+        "kube-system",
         values={"hubble": {"tls": {"server": {"key": SECRET}}}},
         set_values=[f"etcd.password={SECRET}", "cluster.name=a b"],
     )
@@ -576,10 +683,12 @@ def test_reuse_values_is_refused_across_minor_versions() -> None:
 
 
 def test_upgrade_reads_the_installed_version_and_refuses_before_running(binary: str) -> None:
-    recorder = Recorder({
-        "status": (0, '{"name": "cilium", "version": 4, "info": {"status": "deployed"}}', ""),
-        "get metadata": (0, '{"chart": "cilium", "version": "1.15.18"}', ""),
-    })
+    recorder = Recorder(
+        {
+            "status": (0, '{"name": "cilium", "version": 4, "info": {"status": "deployed"}}', ""),
+            "get metadata": (0, '{"chart": "cilium", "version": "1.15.18"}', ""),
+        }
+    )
     helm = _helm(binary, 3, recorder)
     with pytest.raises(ValueError, match=r"1\.15\.18 -> 1\.16\.0"):
         helm.upgrade("cilium", STANDINS, "1.16.0", "kube-system", reuse_values=True)
@@ -651,13 +760,22 @@ def test_status_of_both_helms_feeds_the_model(raw: dict[str, Any]) -> None:
     assert SECRET not in repr(status)
     assert set(status) == {"name", "namespace", "version", "info", "chart", "apply_method"}
     assert set(status["info"]) == {
-        "first_deployed", "last_deployed", "deleted", "description", "status",
+        "first_deployed",
+        "last_deployed",
+        "deleted",
+        "description",
+        "status",
         "rollback_revision",
     }
     release = HelmRelease.from_helm_status(status)
     assert release == HelmRelease(
-        name="cilium", namespace="kube-system", revision=raw["version"], status="deployed",
-        chart_name="cilium", chart_version="1.16.3", app_version="1.16.3",
+        name="cilium",
+        namespace="kube-system",
+        revision=raw["version"],
+        status="deployed",
+        chart_name="cilium",
+        chart_version="1.16.3",
+        app_version="1.16.3",
         updated="2026-01-02T00:00:00.2Z",
     )
 
@@ -672,15 +790,30 @@ def test_status_keeps_a_chart_helm_printed_and_helm_4_details() -> None:
 
 
 def test_history_entries_of_both_helms() -> None:
-    v3 = {"revision": 1, "updated": "2026-01-01T00:00:00Z", "status": "superseded",
-          "chart": "cilium-1.15.1", "app_version": "1.15.1", "description": "Install complete"}
-    v4 = {"revision": 3, "status": "deployed", "chart": "cilium-1.15.1",
-          "app_version": "1.15.1", "description": "Rollback to 1", "rollback_revision": 1}
+    v3 = {
+        "revision": 1,
+        "updated": "2026-01-01T00:00:00Z",
+        "status": "superseded",
+        "chart": "cilium-1.15.1",
+        "app_version": "1.15.1",
+        "description": "Install complete",
+    }
+    v4 = {
+        "revision": 3,
+        "status": "deployed",
+        "chart": "cilium-1.15.1",
+        "app_version": "1.15.1",
+        "description": "Rollback to 1",
+        "rollback_revision": 1,
+    }
     assert normalize_history_entry(v3) == {**v3, "rollback_revision": 0}
     assert normalize_history_entry(v4) == {**v4, "updated": ""}
     entry = HelmHistoryEntry.from_helm_history_entry(normalize_history_entry(v4))
     assert (entry.revision, entry.chart_name, entry.chart_version, entry.status) == (
-        3, "cilium", "1.15.1", "deployed",
+        3,
+        "cilium",
+        "1.15.1",
+        "deployed",
     )
 
 
@@ -690,13 +823,15 @@ def test_reads_parse_helm_json(binary: str) -> None:
         f' "description": "Upgrade \\"cilium\\" failed: {SECRET}"}},'
         ' {"revision": 1, "chart": "cilium-1.15.1", "status": "superseded"}]'
     )
-    recorder = Recorder({
-        "status": (0, '{"name": "cilium", "version": 2, "info": {"status": "deployed"}}', ""),
-        "get metadata": (0, '{"chart": "cilium", "version": "1.15.18"}', ""),
-        "get values": (0, "null\n", ""),
-        "history": (0, history, ""),
-        "list": (0, '[{"name": "cilium", "revision": "2", "chart": "cilium-1.15.18"}]', ""),
-    })
+    recorder = Recorder(
+        {
+            "status": (0, '{"name": "cilium", "version": 2, "info": {"status": "deployed"}}', ""),
+            "get metadata": (0, '{"chart": "cilium", "version": "1.15.18"}', ""),
+            "get values": (0, "null\n", ""),
+            "history": (0, history, ""),
+            "list": (0, '[{"name": "cilium", "revision": "2", "chart": "cilium-1.15.18"}]', ""),
+        }
+    )
     helm = _helm(binary, 4, recorder, kubeconfig="/kc", redactor=Redactor([SECRET]))
     status = helm.status("cilium", "kube-system")
     assert status is not None
@@ -708,8 +843,15 @@ def test_reads_parse_helm_json(binary: str) -> None:
     assert helm.list_releases("kube-system")[0]["chart"] == "cilium-1.15.18"
     assert all(a[-2:] == ["--kubeconfig", "/kc"] for a in recorder.argvs)
     assert recorder.argvs[2][1:] == [
-        "get", "values", "cilium", "--namespace", "kube-system", "-o", "json",
-        "--kubeconfig", "/kc",
+        "get",
+        "values",
+        "cilium",
+        "--namespace",
+        "kube-system",
+        "-o",
+        "json",
+        "--kubeconfig",
+        "/kc",
     ]
     helm.get_values("cilium", "kube-system", revision=1, all_values=True)
     assert recorder.argvs[-1][8:11] == ["--revision", "1", "--all"]
@@ -718,17 +860,24 @@ def test_reads_parse_helm_json(binary: str) -> None:
 
 
 def test_status_falls_back_to_history_without_get_metadata(binary: str) -> None:
-    recorder = Recorder({
-        "status": (0, '{"name": "cilium", "version": 1, "info": {"status": "failed"}}', ""),
-        "get metadata": (1, "", 'Error: unknown command "metadata" for "helm get"\n'),
-        "history": (0, '[{"revision": 1, "chart": "cilium-1.14.2", "app_version": "1.14.2"}]',
-                    ""),
-    })
+    recorder = Recorder(
+        {
+            "status": (0, '{"name": "cilium", "version": 1, "info": {"status": "failed"}}', ""),
+            "get metadata": (1, "", 'Error: unknown command "metadata" for "helm get"\n'),
+            "history": (
+                0,
+                '[{"revision": 1, "chart": "cilium-1.14.2", "app_version": "1.14.2"}]',
+                "",
+            ),
+        }
+    )
     status = _helm(binary, 3, recorder).status("cilium", "kube-system")
     assert status is not None
     release = HelmRelease.from_helm_status(status)
     assert (release.status, release.chart_name, release.chart_version) == (
-        "failed", "cilium", "1.14.2",
+        "failed",
+        "cilium",
+        "1.14.2",
     )
     assert recorder.argvs[-1][-3:] == ["json", "--max", "1"]
 
@@ -744,11 +893,14 @@ def test_chart_versions_from_a_repo_search(binary: str) -> None:
     helm = _helm(binary, 3, recorder)
     source = ChartSource.parse("cilium/cilium", helm=helm)
     assert source.versions() == [Version.parse("1.15.18"), Version.parse("1.16.3")]
-    assert helm.chart_versions(source, include_prereleases=True)[-1] == Version.parse(
-        "1.17.0-rc.1"
-    )
+    assert helm.chart_versions(source, include_prereleases=True)[-1] == Version.parse("1.17.0-rc.1")
     assert recorder.argvs[-1][1:7] == [
-        "search", "repo", "cilium/cilium", "--versions", "-o", "json",
+        "search",
+        "repo",
+        "cilium/cilium",
+        "--versions",
+        "-o",
+        "json",
     ]
     assert recorder.argvs[-1][7] == "--devel"
     assert helm.chart_versions(STANDINS) == CHART_VERSIONS
@@ -761,9 +913,7 @@ def test_chart_versions_from_a_repo_search(binary: str) -> None:
         ((1, "", "Error: no repositories configured\n"), "add the repo first"),
     ],
 )
-def test_chart_missing_from_repos(
-    binary: str, answer: tuple[int, str, str], error: str
-) -> None:
+def test_chart_missing_from_repos(binary: str, answer: tuple[int, str, str], error: str) -> None:
     helm = _helm(binary, 4, Recorder({"search": answer}))
     with pytest.raises(NotFound, match=error):
         helm.chart_versions(REPO)
@@ -773,9 +923,7 @@ def test_chart_missing_from_repos(
 
 
 def test_release_not_found_translation(tmp_path: Path) -> None:
-    helm = Helm(
-        _script(tmp_path, 'echo "Error: release: not found" >&2; exit 1'), major=3
-    )
+    helm = Helm(_script(tmp_path, 'echo "Error: release: not found" >&2; exit 1'), major=3)
     assert helm.status("cilium", "kube-system") is None
     with pytest.raises(NotFound, match="cilium not found in namespace kube-system"):
         helm.history("cilium", "kube-system")
@@ -790,14 +938,19 @@ def test_release_not_found_translation(tmp_path: Path) -> None:
 
 def test_failure_stderr_is_redacted_and_truncated(tmp_path: Path) -> None:
     body = (
-        "i=0; while [ $i -lt 300 ]; do echo \"warning line $i padding padding\" >&2;"
+        'i=0; while [ $i -lt 300 ]; do echo "warning line $i padding padding" >&2;'
         " i=$((i+1)); done\n"
         f'echo "Error: execution error: bad value {SECRET}" >&2; exit 3'
     )
     helm = Helm(_script(tmp_path, body), major=4, redactor=Redactor([SECRET]))
     with pytest.raises(HelmFailed) as caught:
-        helm.template("cilium", STANDINS, "1.15.1", "kube-system",
-                      set_values=[f"hubble.tls.server.key={SECRET}"])
+        helm.template(
+            "cilium",
+            STANDINS,
+            "1.15.1",
+            "kube-system",
+            set_values=[f"hubble.tls.server.key={SECRET}"],
+        )
     error = caught.value
     assert error.exit_code == 3
     assert len(error.stderr) <= 2003
@@ -836,8 +989,11 @@ def test_values_mapping_reaches_helm_on_stdin(tmp_path: Path) -> None:
 
 
 def test_environment_is_the_given_one(tmp_path: Path) -> None:
-    helm = Helm(_script(tmp_path, 'echo "$HELM_DATA_HOME"'), major=3,
-                env={"HELM_DATA_HOME": "/sandbox/helm", "PATH": "/usr/bin:/bin"})
+    helm = Helm(
+        _script(tmp_path, 'echo "$HELM_DATA_HOME"'),
+        major=3,
+        env={"HELM_DATA_HOME": "/sandbox/helm", "PATH": "/usr/bin:/bin"},
+    )
     assert helm.template("c", STANDINS, "1.15.1", "ns").strip() == "/sandbox/helm"
 
 

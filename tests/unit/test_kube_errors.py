@@ -34,8 +34,9 @@ def kubeconfig(tmp_path: Path) -> Path:
     return write_kubeconfig(tmp_path / "kubeconfig")
 
 
-def _api_error(status: int, message: str = "boom", headers: dict[str, str] | None = None
-               ) -> ApiException:
+def _api_error(
+    status: int, message: str = "boom", headers: dict[str, str] | None = None
+) -> ApiException:
     exc = ApiException(status=status, reason="Reason")
     exc.body = '{"kind":"Status","message":"' + message + '"}'
     exc.headers = headers or {}
@@ -86,16 +87,20 @@ def test_retries_are_bounded(kubeconfig: Path) -> None:
 def test_retry_after_is_capped(kubeconfig: Path) -> None:
     sleeps: list[float] = []
     kube = _kube(kubeconfig, sleeps)
-    kube._call("x", "list", "pods", "ns",
-               Script(_api_error(429, headers={"Retry-After": "3600"})))
+    kube._call("x", "list", "pods", "ns", Script(_api_error(429, headers={"Retry-After": "3600"})))
     assert sleeps == [30.0]
 
 
 def test_forbidden_names_verb_resource_and_namespace(kubeconfig: Path) -> None:
     kube = _kube(kubeconfig, [])
     with pytest.raises(Forbidden) as info:
-        kube._call("list pods", "list", "pods", "kube-system",
-                   Script(_api_error(403, 'pods is forbidden: User "x" cannot list')))
+        kube._call(
+            "list pods",
+            "list",
+            "pods",
+            "kube-system",
+            Script(_api_error(403, 'pods is forbidden: User "x" cannot list')),
+        )
     assert str(info.value).startswith("forbidden: cannot list pods in namespace kube-system")
     assert (info.value.verb, info.value.resource) == ("list", "pods")
 
@@ -116,7 +121,9 @@ def test_connection_refused_is_unreachable_after_bounded_retries(kubeconfig: Pat
     sleeps: list[float] = []
     kube = _kube(kubeconfig, sleeps, retries=2)
     refused = urllib3.exceptions.MaxRetryError(
-        None, "/api", reason=urllib3.exceptions.NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        "/api",
+        reason=urllib3.exceptions.NewConnectionError(None, "Connection refused"),  # type: ignore[arg-type]
     )
     with pytest.raises(ApiUnreachable, match=r"cannot reach the Kubernetes API at https://127"):
         kube._call("version", "get", "version", None, Script(refused))
@@ -130,7 +137,9 @@ def test_refused_no_connection_and_no_answer_are_told_apart(kubeconfig: Path) ->
     sleeps: list[float] = []
     kube = Kube(str(kubeconfig), request_timeout=2, sleep=sleeps.append)
     refused = urllib3.exceptions.NewConnectionError(
-        None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        "Failed to establish a new connection: [Errno 111] Connection refused",
+    )
     no_host = urllib3.exceptions.NameResolutionError("nowhere.invalid", None, OSError("nope"))  # type: ignore[arg-type]
     for error in (refused, no_host):
         with pytest.raises(ApiUnreachable, match=r"cannot reach the Kubernetes API at https://127"):
@@ -138,20 +147,23 @@ def test_refused_no_connection_and_no_answer_are_told_apart(kubeconfig: Path) ->
     no_connection = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
     with pytest.raises(Timeout) as connect:
         kube._call("version", "get", "version", None, Script(no_connection))
-    assert str(connect.value) == ("could not connect to the Kubernetes API at "
-                                  "https://127.0.0.1:1 within 2s")
+    assert str(connect.value) == (
+        "could not connect to the Kubernetes API at https://127.0.0.1:1 within 2s"
+    )
     assert not isinstance(connect.value, NoAnswer)  # never reached: unreachable
     no_answer = urllib3.exceptions.ReadTimeoutError(None, "/api", "Read timed out.")  # type: ignore[arg-type]
     with pytest.raises(NoAnswer) as slow:
         kube._call("list pods", "list", "pods", "ns", Script(no_answer))
-    assert str(slow.value) == ("the Kubernetes API at https://127.0.0.1:1 did not answer "
-                               "list pods within 2s")
+    assert str(slow.value) == (
+        "the Kubernetes API at https://127.0.0.1:1 did not answer list pods within 2s"
+    )
     assert sleeps == []  # none of them is retried
     assert kube.requests.counts == {"version": 3, "list pods": 1}
 
 
 def test_real_sockets_refused_and_never_answered(tmp_path: Path) -> None:
     """What urllib3 really raises, on loopback: a closed port, and one that never answers."""
+
     def kubeconfig(port: int) -> str:
         return str(write_kubeconfig(tmp_path / f"kubeconfig-{port}", f"http://127.0.0.1:{port}"))
 
@@ -163,17 +175,21 @@ def test_real_sockets_refused_and_never_answered(tmp_path: Path) -> None:
         silent.listen(8)
         sleeps: list[float] = []
         started = time.monotonic()
-        with Kube(kubeconfig(closed_port), request_timeout=5, retries=0,
-                  sleep=sleeps.append) as kube, pytest.raises(ApiUnreachable):
+        with (
+            Kube(
+                kubeconfig(closed_port), request_timeout=5, retries=0, sleep=sleeps.append
+            ) as kube,
+            pytest.raises(ApiUnreachable),
+        ):
             kube.server_version()
         assert time.monotonic() - started < 4  # at once, not after the timeout
-        with Kube(kubeconfig(silent.getsockname()[1]), request_timeout=0.5,
-                  sleep=sleeps.append) as kube:
+        with Kube(
+            kubeconfig(silent.getsockname()[1]), request_timeout=0.5, sleep=sleeps.append
+        ) as kube:
             with pytest.raises(NoAnswer, match=r"did not answer get version within 0\.5s"):
                 kube.server_version()
             assert kube.requests.counts == {"version": 1}
         assert sleeps == []
-
 
 
 def _trickle(listener: socket.socket, stop: threading.Event) -> None:
@@ -183,8 +199,9 @@ def _trickle(listener: socket.socket, stop: threading.Event) -> None:
         request = b""
         while b"\r\n\r\n" not in request:
             request += conn.recv(4096)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100000\r\n\r\n{")
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+        )
         deadline = time.monotonic() + 5
         while not stop.is_set() and time.monotonic() < deadline:
             try:
@@ -205,8 +222,11 @@ def test_a_body_that_trickles_in_ends_at_the_request_timeout(tmp_path: Path) -> 
         sender = threading.Thread(target=_trickle, args=(listener, stop), daemon=True)
         sender.start()
         try:
-            with Kube(str(write_kubeconfig(tmp_path / "kubeconfig", server)),
-                      request_timeout=0.5, sleep=lambda s: None) as kube:
+            with Kube(
+                str(write_kubeconfig(tmp_path / "kubeconfig", server)),
+                request_timeout=0.5,
+                sleep=lambda s: None,
+            ) as kube:
                 started = time.monotonic()
                 with pytest.raises(NoAnswer, match=r"did not answer list nodes within 0\.5s"):
                     kube.list_nodes()
@@ -235,8 +255,7 @@ def test_deadlines_shut_down_the_socket_of_a_read_still_running() -> None:
     deadlines.stop()
 
 
-def test_bad_kubeconfig_and_unknown_context_name_the_file(tmp_path: Path,
-                                                          kubeconfig: Path) -> None:
+def test_bad_kubeconfig_and_unknown_context_name_the_file(tmp_path: Path, kubeconfig: Path) -> None:
     broken = tmp_path / "broken"
     broken.write_text("clusters: [")
     with pytest.raises(GateError, match=r"kubeconfig .*broken"):
@@ -259,8 +278,14 @@ def test_requests_by_path_carry_credentials_and_errors_go_through_the_same_trans
         Response(403, b'{"kind":"Status","message":"pods \\"p\\" is forbidden"}'),
     ]
 
-    def call_api(method: str, url: str, headers: dict[str, str], body: Any, post: Any,
-                 _request_timeout: Any = None) -> Response:
+    def call_api(
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Any,
+        post: Any,
+        _request_timeout: Any = None,
+    ) -> Response:
         sent.append((method, url, headers, body))
         return answers.pop(0)
 
@@ -270,12 +295,15 @@ def test_requests_by_path_carry_credentials_and_errors_go_through_the_same_trans
     assert sleeps == [2.0]
     method, url, headers, _ = sent[-1]
     assert (method, url) == (
-        "GET", "https://127.0.0.1:1/api/v1/namespaces/kube-system/pods"
-        "?labelSelector=k8s-app%3Dcilium")
+        "GET",
+        "https://127.0.0.1:1/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dcilium",
+    )
     assert headers["authorization"] == "Bearer t"
     assert headers["Accept"] == "application/json"
     with pytest.raises(Forbidden, match='pods "p" is forbidden'):
         kube.pod_log("kube-system", "p", "cnp-validator", previous=True)
-    assert sent[-1][1] == ("https://127.0.0.1:1/api/v1/namespaces/kube-system/pods/p/log"
-                           "?container=cnp-validator&limitBytes=1048576&previous=true")
+    assert sent[-1][1] == (
+        "https://127.0.0.1:1/api/v1/namespaces/kube-system/pods/p/log"
+        "?container=cnp-validator&limitBytes=1048576&previous=true"
+    )
     assert kube.requests.counts == {"list pods": 2, "read pod log": 1}

@@ -26,21 +26,26 @@ from pytest_cilium_upgrade.errors import ApiUnreachable, Forbidden
 def kubeconfig(tmp_path: Path) -> Path:
     return write_kubeconfig(tmp_path / "kubeconfig")
 
+
 REFUSED = urllib3.exceptions.NewConnectionError(
-    None, "Failed to establish a new connection: [Errno 111] Connection refused"  # type: ignore[arg-type]
+    None,  # type: ignore[arg-type]
+    "Failed to establish a new connection: [Errno 111] Connection refused",
 )
 
 
 def ds(ready: int) -> dict[str, Any]:
-    return {"metadata": {"name": "cilium", "namespace": "kube-system"},
-            "status": {"numberReady": ready, "desiredNumberScheduled": 8}}
+    return {
+        "metadata": {"name": "cilium", "namespace": "kube-system"},
+        "status": {"numberReady": ready, "desiredNumberScheduled": 8},
+    }
 
 
 class Response:
     """A watch response: its events as JSON lines, then ``drop`` raised mid-stream, if any."""
 
-    def __init__(self, *objects: dict[str, Any], drop: BaseException | None = None,
-                 lasts: float = 0.0) -> None:
+    def __init__(
+        self, *objects: dict[str, Any], drop: BaseException | None = None, lasts: float = 0.0
+    ) -> None:
         self.status = 200
         self.objects = objects
         self.drop = drop
@@ -89,9 +94,14 @@ def watching(kubeconfig: Path, server: Server, sleeps: list[float]) -> Kube:
 def test_refused_then_dropped_connections_are_reopened_and_the_current_state_comes_first(
     kubeconfig: Path,
 ) -> None:
-    server = Server(REFUSED, REFUSED,
-                    Response(ds(6), drop=urllib3.exceptions.ProtocolError("Connection broken")),
-                    REFUSED, Response(ds(7), ds(8)), then=REFUSED)
+    server = Server(
+        REFUSED,
+        REFUSED,
+        Response(ds(6), drop=urllib3.exceptions.ProtocolError("Connection broken")),
+        REFUSED,
+        Response(ds(7), ds(8)),
+        then=REFUSED,
+    )
     sleeps: list[float] = []
     kube = watching(kubeconfig, server, sleeps)
     seen = []
@@ -113,8 +123,9 @@ def test_refused_then_dropped_connections_are_reopened_and_the_current_state_com
 def test_api_still_unreachable_at_the_deadline_is_raised_with_since_and_last_error(
     kubeconfig: Path,
 ) -> None:
-    server = Server(Response(ds(6), drop=urllib3.exceptions.ProtocolError("Connection broken")),
-                    then=REFUSED)
+    server = Server(
+        Response(ds(6), drop=urllib3.exceptions.ProtocolError("Connection broken")), then=REFUSED
+    )
     kube = watching(kubeconfig, server, [])
     seen: list[int] = []
 
@@ -128,28 +139,35 @@ def test_api_still_unreachable_at_the_deadline_is_raised_with_since_and_last_err
     assert time.monotonic() - started < 2  # gives up at its deadline
     assert seen == [6]
     message = str(info.value)
-    assert message.startswith("the Kubernetes API server at https://127.0.0.1:1 has been "
-                              "unreachable since ")
+    assert message.startswith(
+        "the Kubernetes API server at https://127.0.0.1:1 has been unreachable since "
+    )
     assert " UTC (0s, " in message
     assert "to watch daemonsets.apps kube-system/cilium failed" in message
     assert message.endswith(
-        "last error: Failed to establish a new connection: [Errno 111] Connection refused")
+        "last error: Failed to establish a new connection: [Errno 111] Connection refused"
+    )
 
 
 def test_api_answering_only_503_counts_as_unreachable(kubeconfig: Path) -> None:
     unavailable = ApiException(status=503, reason="Service Unavailable")
     unavailable.body = '{"kind":"Status","message":"apiserver is shutting down"}'
     kube = watching(kubeconfig, Server(then=unavailable), [])
-    with pytest.raises(ApiUnreachable, match=r"last error: 503 Service Unavailable: "
-                                             r"apiserver is shutting down$"):
+    with pytest.raises(
+        ApiUnreachable,
+        match=r"last error: 503 Service Unavailable: "
+        r"apiserver is shutting down$",
+    ):
         list(kube.watch_workload("DaemonSet", "kube-system", "cilium", 0.2))
 
 
 def test_an_outage_that_ended_before_the_deadline_is_no_error(kubeconfig: Path) -> None:
     server = Server(REFUSED, REFUSED, Response(ds(7)), then=Response(lasts=0.05))
     kube = watching(kubeconfig, server, [])
-    seen = [o["status"]["numberReady"]
-            for o in kube.watch_workload("DaemonSet", "kube-system", "cilium", 0.4)]
+    seen = [
+        o["status"]["numberReady"]
+        for o in kube.watch_workload("DaemonSet", "kube-system", "cilium", 0.4)
+    ]
     assert seen == [7]  # the wait ends at its deadline; the caller judges the state
 
 
@@ -158,7 +176,10 @@ def test_a_refused_watch_fails_at_once(kubeconfig: Path) -> None:
     forbidden.body = '{"kind":"Status","message":"cannot watch resource daemonsets"}'
     server = Server(then=forbidden)
     kube = watching(kubeconfig, server, [])
-    with pytest.raises(Forbidden, match=r"cannot watch daemonsets\.apps in namespace "
-                                        r"kube-system: cannot watch resource daemonsets"):
+    with pytest.raises(
+        Forbidden,
+        match=r"cannot watch daemonsets\.apps in namespace "
+        r"kube-system: cannot watch resource daemonsets",
+    ):
         list(kube.watch_workload("DaemonSet", "kube-system", "cilium", 30))
     assert len(server.requests) == 1

@@ -110,10 +110,16 @@ def test_the_entry_point_loads_no_gate_machinery() -> None:
     # Every pytest run of an environment with the plugin installed imports the entry
     # point; the checks, model, flow and adapters load only with --cilium-upgrade.
     probe = "import sys, pytest_cilium_upgrade.plugin; print(*sys.modules)"
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True, timeout=60).stdout.split()
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
     ours = sorted(m for m in loaded if m.startswith("pytest_cilium"))
-    assert ours == ["pytest_cilium_upgrade", "pytest_cilium_upgrade.defaults",
-                    "pytest_cilium_upgrade.hookspecs", "pytest_cilium_upgrade.options",
-                    "pytest_cilium_upgrade.plugin", "pytest_cilium_upgrade.versions"]
+    assert ours == [
+        "pytest_cilium_upgrade",
+        "pytest_cilium_upgrade.defaults",
+        "pytest_cilium_upgrade.hookspecs",
+        "pytest_cilium_upgrade.options",
+        "pytest_cilium_upgrade.plugin",
+        "pytest_cilium_upgrade.versions",
+    ]
     assert "kubernetes" not in loaded

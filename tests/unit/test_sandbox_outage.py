@@ -33,8 +33,12 @@ def _expressions(stage: dict[str, object]) -> list[dict[str, object]]:
 
 
 def test_a_fault_marks_its_pods_and_its_heal_selects_only_those() -> None:
-    fault = PodFault(Fault.NEVER_READY, namespace="ns", labels={"k8s-app": "cilium"},
-                     images=["quay.io/cilium/cilium:v1.16.15"])
+    fault = PodFault(
+        Fault.NEVER_READY,
+        namespace="ns",
+        labels={"k8s-app": "cilium"},
+        images=["quay.io/cilium/cilium:v1.16.15"],
+    )
     other = PodFault(Fault.NEVER_READY, namespace="ns", labels={"k8s-app": "other"})
     assert fault.marker() != other.marker()
     template = fault.stage()["spec"]["next"]["statusTemplate"]
@@ -45,8 +49,11 @@ def test_a_fault_marks_its_pods_and_its_heal_selects_only_those() -> None:
     assert heal["metadata"]["labels"] == fault.stage()["metadata"]["labels"]  # cleared alike
     expressions = _expressions(heal)
     assert {"key": f"{FAULT} | .status", "operator": "In", "values": ["True"]} in expressions
-    assert {"key": f"{FAULT} | .message", "operator": "In",
-            "values": [fault.marker()]} in expressions
+    assert {
+        "key": f"{FAULT} | .message",
+        "operator": "In",
+        "values": [fault.marker()],
+    } in expressions
     assert heal["spec"]["selector"]["matchLabels"] == {"k8s-app": "cilium"}
     healed = heal["spec"]["next"]["statusTemplate"]
     assert f'{FAULT_CONDITION}, status: "False", reason: Healed' in healed
@@ -62,9 +69,12 @@ def test_a_crash_looping_container_keeps_its_restarts_when_healed() -> None:
 
 
 def test_kubelet_reasserts_ready_for_running_pods_no_fault_holds() -> None:
-    stages = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(
-        resources.files("cilium_sandbox").joinpath("data", "stages.yaml")
-        .read_text())}
+    stages = {
+        doc["metadata"]["name"]: doc
+        for doc in yaml.safe_load_all(
+            resources.files("cilium_sandbox").joinpath("data", "stages.yaml").read_text()
+        )
+    }
     again = _expressions(stages["pod-ready-again"])
     assert {"key": ".status.phase", "operator": "In", "values": ["Running"]} in again
     assert {"key": f"{FAULT} | .status", "operator": "NotIn", "values": ["True"]} in again
@@ -74,19 +84,35 @@ def test_kubelet_reasserts_ready_for_running_pods_no_fault_holds() -> None:
 def test_components_are_read_from_kwokctls_configuration(tmp_path: Path) -> None:
     box = _sandbox(tmp_path)
     box.cluster_dir.mkdir(parents=True)
-    (box.cluster_dir / "kwok.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
-        "components": [
-            {"name": "kube-apiserver", "binary": "/bin/kube-apiserver",
-             "args": ["--bind-address=127.0.0.1", "--secure-port=6443"], "workDir": "/w"},
-            {"name": "kube-scheduler", "binary": "/bin/kube-scheduler",
-             "args": ["--secure-port=32762"], "envs": [{"name": "A", "value": "b"}]},
-        ],
-    }))
+    (box.cluster_dir / "kwok.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokctlConfiguration",
+                "components": [
+                    {
+                        "name": "kube-apiserver",
+                        "binary": "/bin/kube-apiserver",
+                        "args": ["--bind-address=127.0.0.1", "--secure-port=6443"],
+                        "workDir": "/w",
+                    },
+                    {
+                        "name": "kube-scheduler",
+                        "binary": "/bin/kube-scheduler",
+                        "args": ["--secure-port=32762"],
+                        "envs": [{"name": "A", "value": "b"}],
+                    },
+                ],
+            }
+        )
+    )
     found = box.components()
     assert found["kube-apiserver"] == Component(
-        "kube-apiserver", "/bin/kube-apiserver",
-        ("--bind-address=127.0.0.1", "--secure-port=6443"), "/w")
+        "kube-apiserver",
+        "/bin/kube-apiserver",
+        ("--bind-address=127.0.0.1", "--secure-port=6443"),
+        "/w",
+    )
     scheduler = found["kube-scheduler"]
     assert scheduler.workdir == str(box.cluster_dir)
     assert scheduler.env == (("A", "b"),)

@@ -725,35 +725,54 @@ def test_repeatable_upgrade_options_from_each_source(
     make_settings: MakeSettings, pytester: pytest.Pytester
 ) -> None:
     s = make_settings(
-        "--cilium-perform-upgrade", "--cilium-target-version=1.16.5",
-        "--cilium-set=a.b=1", "--cilium-set=c=x,y", "--cilium-values-file=extra.yaml",
+        "--cilium-perform-upgrade",
+        "--cilium-target-version=1.16.5",
+        "--cilium-set=a.b=1",
+        "--cilium-set=c=x,y",
+        "--cilium-values-file=extra.yaml",
     )
     assert s.set == ("a.b=1", "c=x,y")
     assert s.values_file == (pytester.path / "extra.yaml",)
-    env = {"CILIUM_UPGRADE_SET": "k=v\n  m=n  \n", "CILIUM_UPGRADE_PERFORM_UPGRADE": "yes",
-           "CILIUM_UPGRADE_TARGET_VERSION": "v1.16.5"}
+    env = {
+        "CILIUM_UPGRADE_SET": "k=v\n  m=n  \n",
+        "CILIUM_UPGRADE_PERFORM_UPGRADE": "yes",
+        "CILIUM_UPGRADE_TARGET_VERSION": "v1.16.5",
+    }
     assert make_settings(env=env).set == ("k=v", "m=n")
     assert make_settings().set == ()
 
 
 def test_bad_set_item_names_the_option(make_settings: MakeSettings) -> None:
-    message = usage_error(make_settings, "--cilium-perform-upgrade",
-                          "--cilium-target-version=1.16.5", "--cilium-set=novalue")
+    message = usage_error(
+        make_settings,
+        "--cilium-perform-upgrade",
+        "--cilium-target-version=1.16.5",
+        "--cilium-set=novalue",
+    )
     assert message.startswith("--cilium-set: 'novalue' is not KEY=VALUE")
     assert "(from the command line)" in message
 
 
 def test_perform_upgrade_needs_a_target_and_every_phase(make_settings: MakeSettings) -> None:
     assert "needs --cilium-target-version" in usage_error(make_settings, "--cilium-perform-upgrade")
-    message = usage_error(make_settings, "--cilium-perform-upgrade",
-                          "--cilium-target-version=1.16.5", "--cilium-phase=pre")
+    message = usage_error(
+        make_settings,
+        "--cilium-perform-upgrade",
+        "--cilium-target-version=1.16.5",
+        "--cilium-phase=pre",
+    )
     assert "runs every phase" in message
 
 
 @pytest.mark.parametrize(
     "option",
-    ["--cilium-dry-run", "--cilium-keep-preflight", "--cilium-set=a=b",
-     "--cilium-values-file=x.yaml", "--cilium-upgrade-compatibility=1.14"],
+    [
+        "--cilium-dry-run",
+        "--cilium-keep-preflight",
+        "--cilium-set=a=b",
+        "--cilium-values-file=x.yaml",
+        "--cilium-upgrade-compatibility=1.14",
+    ],
 )
 def test_upgrade_only_options_need_perform_upgrade(
     make_settings: MakeSettings, option: str
@@ -763,7 +782,9 @@ def test_upgrade_only_options_need_perform_upgrade(
 
 def test_upgrade_compatibility_is_a_version(make_settings: MakeSettings) -> None:
     base = ("--cilium-perform-upgrade", "--cilium-target-version=1.16.5")
-    assert make_settings(*base, "--cilium-upgrade-compatibility=v1.14").upgrade_compatibility \
-        == "1.14"
+    assert (
+        make_settings(*base, "--cilium-upgrade-compatibility=v1.14").upgrade_compatibility == "1.14"
+    )
     assert "is not a Cilium version" in usage_error(
-        make_settings, *base, "--cilium-upgrade-compatibility=latest")
+        make_settings, *base, "--cilium-upgrade-compatibility=latest"
+    )

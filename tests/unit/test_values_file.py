@@ -49,8 +49,7 @@ def test_an_old_leftover_goes_even_when_the_values_are_unchanged(tmp_path: Path)
     for p in (leftover, other):
         os.utime(p, (old, old))
     assert write_values_snapshot(path, VALUES) == "unchanged"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.yaml.k1ll3d.tmp",
-                                                          "values.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.yaml.k1ll3d.tmp", "values.yaml"]
 
 
 def test_different_snapshot_is_never_overwritten_silently(tmp_path: Path) -> None:
@@ -116,8 +115,9 @@ def test_a_writer_killed_mid_write_leaves_the_old_snapshot_whole(
     path = tmp_path / "values.yaml"
     write_values_snapshot(path, VALUES)
     before = path.read_bytes()
-    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(path), stage],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path), stage], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert writer.stdout is not None
         assert writer.stdout.readline().strip() == "in the window"

@@ -217,8 +217,11 @@ class ChartSource:
             return cls._local(path, text)
         if _REPO_REF.match(text) and not text.startswith("."):
             return cls(ChartSourceKind.REPO, text, text, repo_url)
-        if "/" in text or os.sep in text or text.startswith((".", "~")) or text.endswith(
-            _TGZ_SUFFIXES
+        if (
+            "/" in text
+            or os.sep in text
+            or text.startswith((".", "~"))
+            or text.endswith(_TGZ_SUFFIXES)
         ):
             raise ChartSourceError(f"chart path {text} does not exist")
         raise ChartSourceError(
@@ -313,9 +316,7 @@ class ChartSource:
     def versions(self, *, include_prereleases: bool = False) -> list[Version]:
         """The versions on offer, lowest first; a repo source needs a bound ``helm``."""
         if self.kind is ChartSourceKind.REPO and self.helm is None:
-            raise ChartSourceError(
-                f"cannot list the versions of {self} without a helm client"
-            )
+            raise ChartSourceError(f"cannot list the versions of {self} without a helm client")
         if self.helm is not None:
             return self.helm.chart_versions(self, include_prereleases=include_prereleases)
         versions = self.local_versions()
@@ -429,9 +430,7 @@ def _load_json(argv: Sequence[str], text: str) -> Any:
     try:
         return json.loads(text) if text.strip() else None
     except ValueError as exc:
-        raise HelmFailed(
-            list(argv), 0, f"output is not JSON ({exc}): {_tail(text, 200)}"
-        ) from None
+        raise HelmFailed(list(argv), 0, f"output is not JSON ({exc}): {_tail(text, 200)}") from None
 
 
 # --------------------------------------------------------------------------- JSON shapes
@@ -502,9 +501,7 @@ def normalize_history_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def metadata_from_history(
-    release: str, namespace: str, entry: Mapping[str, Any]
-) -> dict[str, Any]:
+def metadata_from_history(release: str, namespace: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """``helm get metadata`` fields rebuilt from the latest history entry (Helm < 3.13)."""
     name, version = split_chart(str(entry.get("chart") or ""))
     return {
@@ -556,8 +553,12 @@ class VersionCache:
             return None
         if not self.cacheable(real):
             return None
-        key = "\0".join(map(str, (real, info.st_dev, info.st_ino, info.st_size,
-                                    info.st_mtime_ns, info.st_ctime_ns)))
+        key = "\0".join(
+            map(
+                str,
+                (real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns),
+            )
+        )
         return self.directory / hashlib.sha256(key.encode()).hexdigest()
 
     def get(self, binary: str) -> str | None:
@@ -684,9 +685,7 @@ class Helm:
     def _stderr(self, proc: subprocess.CompletedProcess[str]) -> str:
         return _tail(self.redactor.redact(proc.stderr or proc.stdout or ""))
 
-    def _failure(
-        self, command: HelmCommand, proc: subprocess.CompletedProcess[str]
-    ) -> HelmFailed:
+    def _failure(self, command: HelmCommand, proc: subprocess.CompletedProcess[str]) -> HelmFailed:
         stderr = self._stderr(proc)
         argv = self._redacted_argv(command.argv)
         if any(marker in stderr for marker in _WAIT_TIMED_OUT):
@@ -748,9 +747,7 @@ class Helm:
         except NotFound:
             return None
         normalized = normalize_status(raw if isinstance(raw, Mapping) else {}, metadata)
-        normalized["info"]["description"] = self.redactor.redact(
-            normalized["info"]["description"]
-        )
+        normalized["info"]["description"] = self.redactor.redact(normalized["info"]["description"])
         return normalized
 
     def _metadata(self, release: str, namespace: str) -> dict[str, Any] | None:
@@ -776,8 +773,14 @@ class Helm:
         Each entry feeds ``HelmHistoryEntry.from_helm_history_entry`` of the model.
         """
         command = self.command(
-            "history", release, "--namespace", namespace, "-o", "json",
-            "--max", str(max_revisions),
+            "history",
+            release,
+            "--namespace",
+            namespace,
+            "-o",
+            "json",
+            "--max",
+            str(max_revisions),
         )
         data = _load_json(command.argv, self._read(command, release=release, namespace=namespace))
         entries = [normalize_history_entry(e) for e in data or [] if isinstance(e, Mapping)]
@@ -874,8 +877,7 @@ class Helm:
         hint = (
             f"`helm repo add {source.repo_name} {source.repo_url}` failed to provide it"
             if source.repo_url
-            else f"add the repo first (`helm repo add {source.repo_name} <url>`) "
-            "or give its URL"
+            else f"add the repo first (`helm repo add {source.repo_name} <url>`) or give its URL"
         )
         return f"no chart {source.ref} in the Helm repositories known to helm: {hint}"
 
@@ -928,7 +930,12 @@ class Helm:
     ) -> HelmCommand:
         vargs, stdin = self._values_args(values_files, values, set_values, set_string_values)
         return self.command(
-            "template", release, *chart.chart_args(version), "--namespace", namespace, *vargs,
+            "template",
+            release,
+            *chart.chart_args(version),
+            "--namespace",
+            namespace,
+            *vargs,
             stdin=stdin,
         )
 
@@ -947,7 +954,13 @@ class Helm:
         """The rendered manifest; a chart that refuses the values raises :class:`HelmFailed`
         whose ``stderr`` carries the chart's own message."""
         command = self.template_command(
-            release, chart, version, namespace, values_files, set_values, set_string_values,
+            release,
+            chart,
+            version,
+            namespace,
+            values_files,
+            set_values,
+            set_string_values,
             values=values,
         )
         return self.execute(command).stdout
@@ -1000,9 +1013,19 @@ class Helm:
     ) -> str:
         """Install ``version`` of ``chart`` as ``release``; returns Helm's (redacted) output."""
         command = self.install_command(
-            release, chart, version, namespace, values_files=values_files, values=values,
-            set_values=set_values, set_string_values=set_string_values, wait=wait,
-            timeout_s=timeout_s, atomic=atomic, force=force, create_namespace=create_namespace,
+            release,
+            chart,
+            version,
+            namespace,
+            values_files=values_files,
+            values=values,
+            set_values=set_values,
+            set_string_values=set_string_values,
+            wait=wait,
+            timeout_s=timeout_s,
+            atomic=atomic,
+            force=force,
+            create_namespace=create_namespace,
         )
         return self.redactor.redact(self.execute(command).stdout)
 
@@ -1078,10 +1101,22 @@ class Helm:
                 raise NotFound(f"Helm release {release} not found in namespace {namespace}")
             current_version = str(status.get("chart", {}).get("metadata", {}).get("version", ""))
         command = self.upgrade_command(
-            release, chart, version, namespace, values_files=values_files, values=values,
-            set_values=set_values, set_string_values=set_string_values, wait=wait,
-            timeout_s=timeout_s, reuse_values=reuse_values, reset_values=reset_values,
-            current_version=current_version, atomic=atomic, force=force, install=install,
+            release,
+            chart,
+            version,
+            namespace,
+            values_files=values_files,
+            values=values,
+            set_values=set_values,
+            set_string_values=set_string_values,
+            wait=wait,
+            timeout_s=timeout_s,
+            reuse_values=reuse_values,
+            reset_values=reset_values,
+            current_version=current_version,
+            atomic=atomic,
+            force=force,
+            install=install,
         )
         return self.redactor.redact(self.execute(command).stdout)
 
@@ -1205,4 +1240,3 @@ def check_reuse_values(current: str | Version | None, target: str | Version) -> 
             "#33841). Save the values with `helm get values <release> -o yaml`, review "
             "them for removed or renamed keys, and pass them as a values file instead"
         )
-

@@ -133,8 +133,11 @@ def status(history: list[Revision]) -> JSONDict | None:
     if not history:
         return None
     latest = history[-1].release
-    return {key: latest[key] for key in ("name", "namespace", "version", "info", "chart",
-                                         "apply_method") if key in latest}
+    return {
+        key: latest[key]
+        for key in ("name", "namespace", "version", "info", "chart", "apply_method")
+        if key in latest
+    }
 
 
 def history_entry(revision: Revision) -> JSONDict:
