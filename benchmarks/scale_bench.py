@@ -53,11 +53,13 @@ from cilium_sandbox.faults import ContainerLogs
 from cilium_sandbox.topology import build_topology
 from kubernetes import client, config, watch
 
-from pytest_cilium_upgrade.adapters.helm.client import ChartSource, Helm
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
+from pytest_cilium_upgrade.adapters.helm.client import Helm
 from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.checks import CheckParams, Status, checks_for_phase, run_check
 from pytest_cilium_upgrade.snapshot.model import Workload
 from pytest_cilium_upgrade.snapshot.read import CollectRequest, collect
+from pytest_cilium_upgrade.versions import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARTS = ROOT / "tests" / "charts"
@@ -224,7 +226,7 @@ def snapshot_requests(
     }
     if helm_secrets:
         res.apiserver_kube_by_op["LIST secrets"] = ours
-    params = CheckParams(target_version=TARGET)
+    params = CheckParams(target=Version.parse(TARGET))
     for spec in checks_for_phase("pre"):
         status = run_check(spec, snapshot, params).status
         res.verdicts[status.value] = res.verdicts.get(status.value, 0) + 1
@@ -257,7 +259,7 @@ class Target:
 
 def inproc_run(target: Target, res: SizeResult) -> None:
     """collect() + every pre check in-process (fresh clients, as in a gate run), and parts."""
-    params = CheckParams(target_version=TARGET)
+    params = CheckParams(target=Version.parse(TARGET))
     specs = checks_for_phase("pre")
     cluster_specs = [s for s in specs if s.needs_cluster and not s.needs_helm]
 

@@ -15,9 +15,7 @@ DEFAULT_NAMESPACE: Final = "kube-system"
 DEFAULT_RELEASE: Final = "cilium"
 DEFAULT_PREFLIGHT_RELEASE: Final = "cilium-preflight"
 CHART_NAME: Final = "cilium"
-CHART_REPO_NAME: Final = "cilium"
 CHART_REF: Final = "cilium/cilium"
-CHART_REPO_URL: Final = "https://helm.cilium.io/"
 
 # The Lease (coordination.k8s.io) in the release namespace that one gated upgrade
 # holds at a time.
@@ -30,21 +28,11 @@ PREFLIGHT_SET_VALUES: Final = (
     "operator.enabled=false",
 )
 
-# --------------------------------------------------------------------------- label keys
-
-K8S_APP_LABEL: Final = "k8s-app"
-CILIUM_APP_LABEL: Final = "io.cilium/app"
-APP_NAME_LABEL: Final = "app.kubernetes.io/name"
-APP_PART_OF_LABEL: Final = "app.kubernetes.io/part-of"
-HOSTNAME_TOPOLOGY_KEY: Final = "kubernetes.io/hostname"
-OS_LABEL: Final = "kubernetes.io/os"
-
 # --------------------------------------------------------------------------- agent
 
 AGENT_DAEMONSET: Final = "cilium"
 AGENT_CONTAINER: Final = "cilium-agent"
 AGENT_SELECTOR: Final = "k8s-app=cilium"
-AGENT_IMAGE_REPO: Final = "quay.io/cilium/cilium"
 
 # --------------------------------------------------------------------------- operator
 
@@ -53,33 +41,20 @@ OPERATOR_CONTAINER: Final = "cilium-operator"
 OPERATOR_SELECTOR: Final = "io.cilium/app=operator"
 # The chart's full selector on the Deployment.
 OPERATOR_DEPLOYMENT_SELECTOR: Final = "io.cilium/app=operator,name=cilium-operator"
-OPERATOR_IMAGE_REPOS: Final = (
-    "quay.io/cilium/operator-generic",
-    "quay.io/cilium/operator-aws",
-    "quay.io/cilium/operator-azure",
-    "quay.io/cilium/operator-alibabacloud",
-    "quay.io/cilium/operator",
-)
 
 # --------------------------------------------------------------------------- optional parts
 
 ENVOY_DAEMONSET: Final = "cilium-envoy"
 ENVOY_CONTAINER: Final = "cilium-envoy"
 ENVOY_SELECTOR: Final = "k8s-app=cilium-envoy"
-ENVOY_IMAGE_REPO: Final = "quay.io/cilium/cilium-envoy"
 
 HUBBLE_RELAY_DEPLOYMENT: Final = "hubble-relay"
 HUBBLE_RELAY_CONTAINER: Final = "hubble-relay"
 HUBBLE_RELAY_SELECTOR: Final = "k8s-app=hubble-relay"
-HUBBLE_RELAY_IMAGE_REPO: Final = "quay.io/cilium/hubble-relay"
-
-HUBBLE_UI_DEPLOYMENT: Final = "hubble-ui"
-HUBBLE_UI_SELECTOR: Final = "k8s-app=hubble-ui"
 
 CLUSTERMESH_APISERVER_DEPLOYMENT: Final = "clustermesh-apiserver"
 CLUSTERMESH_APISERVER_CONTAINER: Final = "apiserver"
 CLUSTERMESH_APISERVER_SELECTOR: Final = "k8s-app=clustermesh-apiserver"
-CLUSTERMESH_APISERVER_IMAGE_REPO: Final = "quay.io/cilium/clustermesh-apiserver"
 
 # --------------------------------------------------------------------------- pre-flight
 
@@ -92,9 +67,6 @@ PREFLIGHT_FQDN_PRECACHE_CONTAINER: Final = "cilium-pre-flight-fqdn-precache"
 PREFLIGHT_DEPLOYMENT: Final = "cilium-pre-flight-check"
 PREFLIGHT_DEPLOYMENT_SELECTOR: Final = "k8s-app=cilium-pre-flight-check-deployment"
 CNP_VALIDATOR_CONTAINER: Final = "cnp-validator"
-
-PREFLIGHT_SERVICE_ACCOUNT: Final = "cilium-pre-flight"
-PREFLIGHT_CLUSTER_ROLE: Final = "cilium-pre-flight"
 
 # The value that lets the pre-flight DaemonSet run on every node (what 1.16+ renders).
 PREFLIGHT_TOLERATE_ALL_FIX: Final = "--set preflight.tolerations[0].operator=Exists"
@@ -113,13 +85,8 @@ CNP_VALIDATION_OK: Final = "Validation OK!"
 CNP_UNEXPECTED_VALIDATION_ERROR: Final = "Unexpected validation error"
 CNP_UNABLE_TO_PARSE: Final = "Unable to parse policy for identity-label check"
 CNP_FOUND_INVALID: Final = "Found invalid"
-CNP_FOUND_INVALID_CNP: Final = "Found invalid CiliumNetworkPolicy"
-CNP_FOUND_INVALID_CCNP: Final = "Found invalid CiliumClusterwideNetworkPolicy"
 CNP_EXCLUDED_LABEL_WARNING: Final = "Policy selector references a label excluded"
-CNP_FAILED_TO_START: Final = "failed to start"
 CNP_K8S_NOT_CONFIGURED: Final = "Kubernetes client not configured"
-CNP_KIND: Final = "CiliumNetworkPolicy"
-CCNP_KIND: Final = "CiliumClusterwideNetworkPolicy"
 
 # --------------------------------------------------------------------------- Helm
 
@@ -129,12 +96,7 @@ HELM_STATUS_FAILED: Final = "failed"
 HELM_STATUS_PENDING_INSTALL: Final = "pending-install"
 HELM_STATUS_PENDING_UPGRADE: Final = "pending-upgrade"
 HELM_STATUS_PENDING_ROLLBACK: Final = "pending-rollback"
-HELM_STATUS_UNINSTALLING: Final = "uninstalling"
 HELM_STATUS_UNINSTALLED: Final = "uninstalled"
-HELM_STATUS_UNKNOWN: Final = "unknown"
-HELM_PENDING_STATUSES: Final = frozenset(
-    {HELM_STATUS_PENDING_INSTALL, HELM_STATUS_PENDING_UPGRADE, HELM_STATUS_PENDING_ROLLBACK}
-)
 HELM_SUPPORTED_MAJORS: Final = (3, 4)
 
 VALUES_SNAPSHOT_MODE: Final = 0o600
@@ -142,8 +104,6 @@ VALUES_SNAPSHOT_MODE: Final = 0o600
 # --------------------------------------------------------------------------- components
 
 WorkloadKind = Literal["DaemonSet", "Deployment"]
-DAEMONSET: Final = "DaemonSet"
-DEPLOYMENT: Final = "Deployment"
 
 
 class Component(NamedTuple):
@@ -172,9 +132,6 @@ HUBBLE_RELAY: Final = Component(
     HUBBLE_RELAY_CONTAINER,
     True,
 )
-HUBBLE_UI: Final = Component(
-    HUBBLE_UI_DEPLOYMENT, "Deployment", HUBBLE_UI_SELECTOR, True, "frontend", False
-)
 CLUSTERMESH_APISERVER: Final = Component(
     CLUSTERMESH_APISERVER_DEPLOYMENT,
     "Deployment",
@@ -195,9 +152,7 @@ PREFLIGHT_DEPLOY: Final = Component(
     True,
 )
 
-# The components of the agent release, in cilium-cli's order.
-COMPONENTS: Final = (AGENT, OPERATOR, ENVOY, HUBBLE_RELAY, HUBBLE_UI, CLUSTERMESH_APISERVER)
-# Those whose versions must agree before and after an upgrade.
+# The components whose versions must agree before and after an upgrade.
 VERSION_COMPONENTS: Final = (AGENT, OPERATOR, ENVOY, HUBBLE_RELAY, CLUSTERMESH_APISERVER)
 PREFLIGHT_COMPONENTS: Final = (PREFLIGHT_DS, PREFLIGHT_DEPLOY)
 
@@ -245,7 +200,6 @@ REQUIRED_ACCESS: Final = (
     AccessRequirement("list", "secrets"),
     AccessRequirement("get", "secrets"),
 )
-
 
 # --------------------------------------------------------------------------- check options
 # How the pre-flight coverage check judges nodes a pre-flight pod cannot run on.

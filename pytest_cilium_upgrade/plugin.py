@@ -3,8 +3,8 @@
 Every pytest run of an environment that has the plugin installed loads this module,
 so it stays light: it registers the options, the marker, the hook spec and the
 fixtures, and skips marked checks. With ``--cilium-upgrade`` it registers
-:mod:`pytest_cilium_upgrade.gate.hooks`, which collects and runs the gate; the
-checks, the model and the adapters are imported only then.
+:class:`pytest_cilium_upgrade.gate.hooks.GatePlugin`, which collects and runs the
+gate; the checks, the model and the adapters are imported only then.
 """
 
 from __future__ import annotations
@@ -13,24 +13,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_cilium_upgrade import hookspecs
-from pytest_cilium_upgrade import options as settings
+from pytest_cilium_upgrade import hookspecs, options
+from pytest_cilium_upgrade.marker import GATE_KEY, MARKER, marker_phase
 
 if TYPE_CHECKING:
     from pytest_cilium_upgrade.checks import CheckParams
-    from pytest_cilium_upgrade.gate.session import GateSession
+    from pytest_cilium_upgrade.gate.settings import Settings
     from pytest_cilium_upgrade.snapshot.model import ClusterSnapshot
-
-MARKER = "cilium_upgrade"
-PHASES = ("pre", "post")
-GATE_KEY: pytest.StashKey[GateSession] = pytest.StashKey()
-
 
 # ---------------------------------------------------------------------------- options
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    settings.register(parser)
+    options.register(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -49,14 +44,13 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not _enabled(config):
         return
-    from pytest_cilium_upgrade.gate import hooks as gate_plugin
+    from pytest_cilium_upgrade.gate.hooks import GatePlugin
 
-    config.pluginmanager.register(gate_plugin, "cilium-upgrade-gate")
-    gate_plugin.start(config)
+    config.pluginmanager.register(GatePlugin(config), GatePlugin.name)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Marked user checks are skipped without the gate (gate_plugin narrows them with it)."""
+    """Marked user checks are skipped without the gate (GatePlugin narrows them with it)."""
     if _enabled(config):
         return
     for item in items:
@@ -64,16 +58,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is not None:
             marker_phase(item, marker)  # a wrong phase is an error, with or without the gate
             item.add_marker(pytest.mark.skip(reason="Cilium upgrade check: needs --cilium-upgrade"))
-
-
-def marker_phase(item: pytest.Item, marker: pytest.Mark) -> str:
-    phase = marker.kwargs.get("phase", marker.args[0] if marker.args else None)
-    if phase not in PHASES:
-        raise pytest.UsageError(
-            f"{item.nodeid}: @pytest.mark.{MARKER}(phase=...) must be 'pre' or 'post', "
-            f"not {phase!r}"
-        )
-    return str(phase)
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -91,7 +75,7 @@ def cilium_snapshot(request: pytest.FixtureRequest) -> ClusterSnapshot:
 
 
 @pytest.fixture
-def cilium_settings(request: pytest.FixtureRequest) -> settings.Settings:
+def cilium_settings(request: pytest.FixtureRequest) -> Settings:
     """The resolved options of the gate."""
     if not _enabled(request.config):
         pytest.skip("cilium_settings needs --cilium-upgrade")

@@ -11,6 +11,10 @@ Each shape must name every field the model's ``from_k8s_dict`` reads; the unit t
 ``test_api_shapes`` decodes fully populated objects both ways and compares the models.
 Every field is optional (``total=False``) and every leaf admits ``None``; a response
 that still does not fit (a type the server never sends) is decoded whole instead.
+
+A shape is named after the API type it stands for with a ``Shape`` suffix
+(``PodShape``), apart from the model's class of the same object; the list shapes
+that :func:`decode_list` takes are named as the API's lists are (``PodList``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from typing import Any, TypedDict
 
 import msgspec
 
+from pytest_cilium_upgrade.snapshot.model.jsondata import JSONDict
+
 # ---------------------------------------------------------------- shared pieces
 
 
-class Meta(TypedDict, total=False):
+class MetaShape(TypedDict, total=False):
     name: str | None
     namespace: str | None
     labels: dict[str, str] | None
@@ -32,31 +38,31 @@ class Meta(TypedDict, total=False):
     deletionTimestamp: str | None
 
 
-class Requirement(TypedDict, total=False):
+class RequirementShape(TypedDict, total=False):
     key: str | None
     operator: str | None
     values: list[str] | None
 
 
-class Selector(TypedDict, total=False):
+class SelectorShape(TypedDict, total=False):
     matchLabels: dict[str, str] | None
-    matchExpressions: list[Requirement] | None
+    matchExpressions: list[RequirementShape] | None
 
 
-class Condition(TypedDict, total=False):
+class ConditionShape(TypedDict, total=False):
     type: str | None
     status: str | None
     reason: str | None
     message: str | None
 
 
-class Taint(TypedDict, total=False):
+class TaintShape(TypedDict, total=False):
     key: str | None
     value: str | None
     effect: str | None
 
 
-class Toleration(TypedDict, total=False):
+class TolerationShape(TypedDict, total=False):
     key: str | None
     operator: str | None
     value: str | None
@@ -64,131 +70,131 @@ class Toleration(TypedDict, total=False):
     tolerationSeconds: int | None
 
 
-class NodeSelectorTerm(TypedDict, total=False):
-    matchExpressions: list[Requirement] | None
-    matchFields: list[Requirement] | None
+class NodeSelectorTermShape(TypedDict, total=False):
+    matchExpressions: list[RequirementShape] | None
+    matchFields: list[RequirementShape] | None
 
 
-class NodeSelector(TypedDict, total=False):
-    nodeSelectorTerms: list[NodeSelectorTerm] | None
+class NodeSelectorShape(TypedDict, total=False):
+    nodeSelectorTerms: list[NodeSelectorTermShape] | None
 
 
-class NodeAffinity(TypedDict, total=False):
-    requiredDuringSchedulingIgnoredDuringExecution: NodeSelector | None
+class NodeAffinityShape(TypedDict, total=False):
+    requiredDuringSchedulingIgnoredDuringExecution: NodeSelectorShape | None
 
 
-class PodAffinityTerm(TypedDict, total=False):
-    labelSelector: Selector | None
-    namespaceSelector: Selector | None
+class PodAffinityTermShape(TypedDict, total=False):
+    labelSelector: SelectorShape | None
+    namespaceSelector: SelectorShape | None
     namespaces: list[str] | None
     topologyKey: str | None
 
 
-class PodAffinity(TypedDict, total=False):
-    requiredDuringSchedulingIgnoredDuringExecution: list[PodAffinityTerm] | None
+class PodAffinityShape(TypedDict, total=False):
+    requiredDuringSchedulingIgnoredDuringExecution: list[PodAffinityTermShape] | None
 
 
-class Affinity(TypedDict, total=False):
-    nodeAffinity: NodeAffinity | None
-    podAffinity: PodAffinity | None
+class AffinityShape(TypedDict, total=False):
+    nodeAffinity: NodeAffinityShape | None
+    podAffinity: PodAffinityShape | None
 
 
-class Container(TypedDict, total=False):
+class ContainerShape(TypedDict, total=False):
     name: str | None
     image: str | None
 
 
-class PodSpec(TypedDict, total=False):
+class PodSpecShape(TypedDict, total=False):
     nodeName: str | None
     nodeSelector: dict[str, str] | None
-    tolerations: list[Toleration] | None
-    affinity: Affinity | None
+    tolerations: list[TolerationShape] | None
+    affinity: AffinityShape | None
     hostNetwork: bool | None
-    containers: list[Container] | None
-    initContainers: list[Container] | None
+    containers: list[ContainerShape] | None
+    initContainers: list[ContainerShape] | None
 
 
 # ---------------------------------------------------------------- nodes
 
 
-class NodeSpec(TypedDict, total=False):
-    taints: list[Taint] | None
+class NodeSpecShape(TypedDict, total=False):
+    taints: list[TaintShape] | None
     unschedulable: bool | None
 
 
-class NodeStatus(TypedDict, total=False):
-    conditions: list[Condition] | None
+class NodeStatusShape(TypedDict, total=False):
+    conditions: list[ConditionShape] | None
 
 
-class Node(TypedDict, total=False):
+class NodeShape(TypedDict, total=False):
     kind: str | None
-    metadata: Meta | None
-    spec: NodeSpec | None
-    status: NodeStatus | None
+    metadata: MetaShape | None
+    spec: NodeSpecShape | None
+    status: NodeStatusShape | None
 
 
 # ---------------------------------------------------------------- pods
 
 
-class ContainerStateWaiting(TypedDict, total=False):
+class ContainerStateWaitingShape(TypedDict, total=False):
     reason: str | None
     message: str | None
 
 
-class ContainerStateTerminated(TypedDict, total=False):
+class ContainerStateTerminatedShape(TypedDict, total=False):
     reason: str | None
     exitCode: int | None
 
 
-class ContainerState(TypedDict, total=False):
+class ContainerStateShape(TypedDict, total=False):
     # presence matters ("running" in state), not content
     running: dict[str, Any] | None
-    waiting: ContainerStateWaiting | None
-    terminated: ContainerStateTerminated | None
+    waiting: ContainerStateWaitingShape | None
+    terminated: ContainerStateTerminatedShape | None
 
 
-class ContainerStatus(TypedDict, total=False):
+class ContainerStatusShape(TypedDict, total=False):
     name: str | None
     image: str | None
     ready: bool | None
     restartCount: int | None
-    state: ContainerState | None
-    lastState: ContainerState | None
+    state: ContainerStateShape | None
+    lastState: ContainerStateShape | None
 
 
-class PodStatus(TypedDict, total=False):
+class PodStatusShape(TypedDict, total=False):
     phase: str | None
-    conditions: list[Condition] | None
-    containerStatuses: list[ContainerStatus] | None
-    initContainerStatuses: list[ContainerStatus] | None
+    conditions: list[ConditionShape] | None
+    containerStatuses: list[ContainerStatusShape] | None
+    initContainerStatuses: list[ContainerStatusShape] | None
 
 
-class Pod(TypedDict, total=False):
+class PodShape(TypedDict, total=False):
     kind: str | None
-    metadata: Meta | None
-    spec: PodSpec | None
-    status: PodStatus | None
+    metadata: MetaShape | None
+    spec: PodSpecShape | None
+    status: PodStatusShape | None
 
 
 # ---------------------------------------------------------------- DaemonSets, Deployments
 
 
-class TemplateMeta(TypedDict, total=False):
+class TemplateMetaShape(TypedDict, total=False):
     labels: dict[str, str] | None
 
 
-class PodTemplate(TypedDict, total=False):
-    metadata: TemplateMeta | None
-    spec: PodSpec | None
+class PodTemplateShape(TypedDict, total=False):
+    metadata: TemplateMetaShape | None
+    spec: PodSpecShape | None
 
 
-class WorkloadSpec(TypedDict, total=False):
+class WorkloadSpecShape(TypedDict, total=False):
     replicas: int | None
-    selector: Selector | None
-    template: PodTemplate | None
+    selector: SelectorShape | None
+    template: PodTemplateShape | None
 
 
-class WorkloadStatus(TypedDict, total=False):
+class WorkloadStatusShape(TypedDict, total=False):
     observedGeneration: int | None
     # DaemonSet
     desiredNumberScheduled: int | None
@@ -203,26 +209,26 @@ class WorkloadStatus(TypedDict, total=False):
     availableReplicas: int | None
 
 
-class Workload(TypedDict, total=False):
+class WorkloadShape(TypedDict, total=False):
     kind: str | None
-    metadata: Meta | None
-    spec: WorkloadSpec | None
-    status: WorkloadStatus | None
+    metadata: MetaShape | None
+    spec: WorkloadSpecShape | None
+    status: WorkloadStatusShape | None
 
 
 # ---------------------------------------------------------------- lists
 
 
 class NodeList(TypedDict, total=False):
-    items: list[Node] | None
+    items: list[NodeShape] | None
 
 
 class PodList(TypedDict, total=False):
-    items: list[Pod] | None
+    items: list[PodShape] | None
 
 
 class WorkloadList(TypedDict, total=False):
-    items: list[Workload] | None
+    items: list[WorkloadShape] | None
 
 
 _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
@@ -230,13 +236,13 @@ _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
 }
 
 
-def decode_list(data: bytes, shape: type[Any] | None) -> dict[str, Any]:
+def decode_list(data: bytes, shape: type[Any] | None) -> JSONDict:
     """A LIST response: only the fields of ``shape`` (a list shape above), or all of it."""
     if shape is not None:
         try:
-            decoded: dict[str, Any] = _DECODERS[shape].decode(data)
+            decoded: JSONDict = _DECODERS[shape].decode(data)
             return decoded
         except msgspec.DecodeError:
             pass  # a field of a type no shape expected: read the whole response
-    whole: dict[str, Any] = json.loads(data)
+    whole: JSONDict = json.loads(data)
     return whole

@@ -50,8 +50,8 @@ from pytest_cilium_upgrade.errors import (
     NotFound,
     Timeout,
 )
+from pytest_cilium_upgrade.snapshot.model.jsondata import JSONDict
 
-JSONDict = dict[str, Any]
 T = TypeVar("T")
 _RETRYABLE = {429, 500, 502, 503, 504}
 LEASES = "leases.coordination.k8s.io"

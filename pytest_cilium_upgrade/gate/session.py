@@ -1,29 +1,31 @@
 """One gate run: adapters built once, a snapshot per phase, the results of every check.
 
-The pre phase records what post needs (release revision, versions, agent restart
-counts) in a small state file, so the phases can run as separate CI steps with the
-user's own upgrade step between them.
+The checks' parameters are built once from the settings; the pre phase records what
+post needs (release revision, versions, agent restart counts) in the state file of
+:mod:`pytest_cilium_upgrade.gate.state`, so the phases can run as separate CI steps
+with the user's own upgrade step between them.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pytest_cilium_upgrade import checks, defaults, yamltext
-from pytest_cilium_upgrade.adapters.files import write_values_snapshot
+from pytest_cilium_upgrade import checks, defaults
+from pytest_cilium_upgrade.adapters.files import (
+    ValuesUnreadable,
+    read_values,
+    write_values_snapshot,
+)
 from pytest_cilium_upgrade.adapters.helm import records as release_records
 from pytest_cilium_upgrade.checks import CheckParams, CheckResult, CheckSpec
 from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.gate.settings import Settings
+from pytest_cilium_upgrade.gate.state import UpgradeState
 from pytest_cilium_upgrade.gate.summary import Row
-from pytest_cilium_upgrade.options import Settings
+from pytest_cilium_upgrade.phases import Phase
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.snapshot.model import ClusterSnapshot
 from pytest_cilium_upgrade.snapshot.read import (
@@ -34,50 +36,40 @@ from pytest_cilium_upgrade.snapshot.read import (
     release_reader,
 )
 from pytest_cilium_upgrade.upgrade.steps import UpgradeFlow
+from pytest_cilium_upgrade.versions import Version
 
-STATE_VERSION = 1
+
+def check_params(
+    settings: Settings,
+    *,
+    recorded_revision: int | None = None,
+    intended_overrides: Mapping[str, Any] | None = None,
+    baseline_restarts: Mapping[str, int] | None = None,
+    expected_images: Mapping[str, str] | None = None,
+    agent_daemonset: str = defaults.AGENT_DAEMONSET,
+    operator_deployment: str = defaults.OPERATOR_DEPLOYMENT,
+    required_access: tuple[defaults.AccessRequirement, ...] = defaults.REQUIRED_ACCESS,
+) -> CheckParams:
+    """The checks' parameters: options from the settings, the rest from the caller."""
+    return CheckParams(
+        release=settings.release,
+        preflight_release=settings.preflight_release,
+        agent_daemonset=agent_daemonset,
+        operator_deployment=operator_deployment,
+        target=settings.target_version,
+        allow_downgrade=settings.allow_downgrade,
+        coverage_policy=settings.preflight_coverage,
+        max_agent_restarts=settings.max_agent_restarts,
+        recorded_revision=recorded_revision,
+        intended_overrides=dict(intended_overrides or {}),
+        baseline_restarts=dict(baseline_restarts or {}),
+        expected_images=dict(expected_images or {}),
+        required_access=required_access,
+    )
 
 
-@dataclass
-class UpgradeState:
-    """What the pre phase saw, for the post phase (no values: they can hold secrets)."""
-
-    namespace: str
-    release: str
-    revision: int | None
-    chart_version: str | None
-    target_version: str | None
-    agent_restarts: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps({"version": STATE_VERSION, **self.__dict__}, indent=2, sort_keys=True)
-
-    @classmethod
-    def load(cls, path: Path) -> UpgradeState | None:
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise GateError(f"cannot read state file {path}: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
-            raise GateError(f"state file {path} is not a pytest-cilium-upgrade state file")
-        data.pop("version")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise GateError(f"state file {path} is malformed: {exc}") from None
-
-    def save(self, path: Path) -> None:
-        directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(self.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+def _version_text(version: Version | None) -> str | None:
+    return None if version is None else str(version)
 
 
 def _helm_scalar(raw: str) -> Any:
@@ -95,7 +87,8 @@ def _helm_scalar(raw: str) -> Any:
 class GateSession:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._snapshots: dict[str, ClusterSnapshot] = {}
+        self._params = check_params(settings)
+        self._snapshots: dict[Phase, ClusterSnapshot] = {}
         self._results: list[tuple[CheckSpec, CheckResult]] = []
         self._cluster: Any = None
         self._helm: Any = None
@@ -118,7 +111,8 @@ class GateSession:
         if self._adapters_built:
             return
         self._adapters_built = True
-        from pytest_cilium_upgrade.adapters.helm.client import ChartSource, Helm
+        from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
+        from pytest_cilium_upgrade.adapters.helm.client import Helm
         from pytest_cilium_upgrade.adapters.kube import Kube
 
         s = self.settings
@@ -146,22 +140,22 @@ class GateSession:
         return self._cluster
 
     # ------------------------------------------------------------------ snapshots
-    def has(self, phase: str) -> bool:
+    def has(self, phase: Phase) -> bool:
         return phase in self._snapshots
 
-    def snapshot(self, phase: str) -> ClusterSnapshot:
+    def snapshot(self, phase: Phase) -> ClusterSnapshot:
         if phase not in self._snapshots:
             self._snapshots[phase] = self._collect(phase)
         return self._snapshots[phase]
 
-    def _request(self, phase: str) -> CollectRequest:
+    def _request(self, phase: Phase) -> CollectRequest:
         s = self.settings
         request = CollectRequest(
             namespace=s.namespace,
             release=s.release,
             preflight_release=s.preflight_release,
             values_snapshot=Path(s.values_snapshot),
-            target_version=s.target_version,
+            target_version=_version_text(s.target_version),
             chart=self._chart if phase == "pre" else None,
             release_records=self._release_records,
         )
@@ -171,7 +165,7 @@ class GateSession:
             )
         return request
 
-    def _collect(self, phase: str) -> ClusterSnapshot:
+    def _collect(self, phase: Phase) -> ClusterSnapshot:
         self._adapters()
         request = self._request(phase)
         releases = None
@@ -210,11 +204,10 @@ class GateSession:
         merged: dict[str, Any] = {}
         for path in self.settings.values_file:
             try:
-                loaded = yamltext.load(Path(path).read_text())
-            except (OSError, yaml.YAMLError):
+                loaded = read_values(Path(path))
+            except ValuesUnreadable:
                 continue  # the render check reports an unreadable values file
-            if isinstance(loaded, dict):
-                merged = checks.deep_merge(merged, loaded)
+            merged = checks.deep_merge(merged, loaded)
         flat: dict[str, Any] = {}
         for item in self.upgrade_sets():
             key, _, raw = item.partition("=")
@@ -253,32 +246,34 @@ class GateSession:
             release=release.name,
             revision=release.revision,
             chart_version=release.chart_version,
-            target_version=self.settings.target_version,
+            target_version=_version_text(self.settings.target_version),
             agent_restarts={p.name: p.restarts for p in agents},
         )
         try:
             state.save(Path(self.settings.state_file))
         except OSError as exc:
-            raise GateError(f"cannot write state file {self.settings.state_file}: {exc}") from None
+            raise GateError(f"cannot write state file {self.settings.state_file}: {exc}") from exc
 
     # ------------------------------------------------------------------ checks
     @property
     def params(self) -> CheckParams:
-        return self.params_for("pre")
+        """The checks' parameters from the settings alone (those of the pre phase)."""
+        return self._params
 
-    def params_for(self, phase: str) -> CheckParams:
+    def params_for(self, phase: Phase) -> CheckParams:
         """The checks' parameters; post and rollback read what pre recorded."""
         if phase == "pre":
-            return self.settings.check_params()
+            return self._params
         state = UpgradeState.load(Path(self.settings.state_file))
         if state is not None and (state.release, state.namespace) != (
             self.settings.release,
             self.settings.namespace,
         ):
             state = None
-        params = self.settings.check_params(
+        params = replace(
+            self._params,
             recorded_revision=state.revision if state else None,
-            baseline_restarts=state.agent_restarts if state else {},
+            baseline_restarts=dict(state.agent_restarts) if state else {},
             intended_overrides=self.intended_overrides() if phase == "post" else {},
         )
         if phase == "rollback":
@@ -342,13 +337,13 @@ class GateSession:
     def results(self) -> list[tuple[CheckSpec, CheckResult]]:
         return list(self._results)
 
-    def properties(self, phase: str) -> dict[str, str]:
+    def properties(self, phase: Phase) -> dict[str, str]:
         snapshot = self._snapshots.get(phase)
         props = {
             "cluster": getattr(self._cluster, "server", "") or "",
             "namespace": self.settings.namespace,
             "release": self.settings.release,
-            "target_version": self.settings.target_version or "",
+            "target_version": _version_text(self.settings.target_version) or "",
         }
         if snapshot is not None and snapshot.release is not None:
             props["current_version"] = snapshot.release.chart_version or ""

@@ -42,6 +42,7 @@ from pytest_cilium_upgrade.snapshot.model import (
     ClusterSnapshot,
     HelmHistoryEntry,
     HelmRelease,
+    JSONDict,
     Node,
     Pod,
     ValuesSnapshotFile,
@@ -49,8 +50,6 @@ from pytest_cilium_upgrade.snapshot.model import (
     as_selector,
 )
 from pytest_cilium_upgrade.versions import parse_helm_client_version
-
-JSONDict = dict[str, Any]
 
 
 class ClusterReader(Protocol):
@@ -336,7 +335,7 @@ def _collect_helm(
     except GateError as exc:
         return {"helm_error": str(exc)}
     parsed = parse_helm_client_version(out["helm_version"])
-    if parsed is None or parsed.major not in (3, 4):
+    if parsed is None or parsed.major not in defaults.HELM_SUPPORTED_MAJORS:
         # nothing is read through a client whose flags and output we do not know
         return {
             **out,
@@ -375,6 +374,23 @@ def release_reader(
         return helm
     return RecordReleases(
         cluster, request.namespace, (request.release, request.preflight_release), kind
+    )
+
+
+def read_release(reader: ReleaseReader, namespace: str, release: str) -> ClusterSnapshot:
+    """A snapshot of ``release`` alone: its status and history, read now.
+
+    For judging the release between the phases (the upgrade reads it before saving its
+    values); reading errors propagate.
+    """
+    status = reader.status(release, namespace)
+    if status is None:
+        return ClusterSnapshot(namespace=namespace)
+    history = reader.history(release, namespace)
+    return ClusterSnapshot(
+        namespace=namespace,
+        release=HelmRelease.from_helm_status(status),
+        release_history=tuple(HelmHistoryEntry.from_helm_history_entry(h) for h in history),
     )
 
 

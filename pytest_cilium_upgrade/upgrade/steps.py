@@ -7,46 +7,37 @@
     rollback  when the upgrade or a post check failed: helm rollback, wait, checks
 
 Steps raise :class:`StepFailed` with a one-line verdict and details; waiting uses
-watches with a deadline and reports progress (``pre-flight 5/8 ready``). The
-pre-flight release is uninstalled whatever happens, unless asked to keep it.
+watches with a deadline and reports progress (:mod:`.waits`), and the run holds the
+namespace's upgrade Lease (:mod:`.lock`). The pre-flight release is uninstalled
+whatever happens, unless asked to keep it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pytest_cilium_upgrade import checks, defaults
-from pytest_cilium_upgrade.adapters.files import write_values_snapshot
-from pytest_cilium_upgrade.checks import CheckParams, Status
-from pytest_cilium_upgrade.errors import ApiUnreachable, GateError, LockHeld
-from pytest_cilium_upgrade.options import Settings
-from pytest_cilium_upgrade.redact import Redactor
-from pytest_cilium_upgrade.snapshot.model import (
-    ClusterSnapshot,
-    HelmHistoryEntry,
-    HelmRelease,
-    Pod,
-    Workload,
+from pytest_cilium_upgrade.adapters.files import (
+    ValuesUnreadable,
+    read_values,
+    write_values_snapshot,
 )
+from pytest_cilium_upgrade.checks import CheckParams, Status
+from pytest_cilium_upgrade.errors import GateError
+from pytest_cilium_upgrade.gate.settings import Settings
+from pytest_cilium_upgrade.phases import Phase
+from pytest_cilium_upgrade.redact import Redactor
+from pytest_cilium_upgrade.snapshot.model import HelmRelease
+from pytest_cilium_upgrade.snapshot.read import read_release
+from pytest_cilium_upgrade.upgrade.lock import UpgradeLock
+from pytest_cilium_upgrade.upgrade.outcomes import StepFailed, StepSkipped
+from pytest_cilium_upgrade.upgrade.waits import Progress, RolloutWait
 
-Progress = Callable[[str], None]
-_TAIL_PODS = 5
-_TAIL_LINES = 8
-
-
-class StepFailed(GateError):
-    def __init__(self, summary: str, details: Sequence[str] = ()) -> None:
-        super().__init__(summary)
-        self.summary = summary
-        self.details = list(details)
-
-
-class StepSkipped(Exception):
-    """The step does not apply (dry run, gate closed, nothing to roll back)."""
+__all__ = ["STEPS", "FlowState", "Step", "StepFailed", "StepSkipped", "UpgradeFlow"]
 
 
 @dataclass
@@ -61,14 +52,13 @@ class FlowState:
     upgrade_attempted: bool = False
     rolled_back: bool = False
     running: str | None = None
-    lock_holder: str | None = None
     failed_phases: set[str] = field(default_factory=set)
     planned: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Step:
-    phase: str
+    phase: Phase
     name: str
     doc: str
     run: Callable[[UpgradeFlow], str]
@@ -96,6 +86,7 @@ class UpgradeFlow:
         self.progress = progress
         self.redactor = redactor
         self.state = FlowState()
+        self.lock = UpgradeLock(kube, settings.namespace, self.lock_duration)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -105,7 +96,7 @@ class UpgradeFlow:
     @property
     def target(self) -> str:
         assert self.settings.target_version is not None
-        return self.settings.target_version
+        return str(self.settings.target_version)
 
     def _need(self) -> None:
         if self.kube is None or self.helm is None or self.chart is None:
@@ -132,62 +123,33 @@ class UpgradeFlow:
         """Long enough for any one step, renewed before each: a dead run frees it soon."""
         return int(max(120.0, 2 * self.settings.timeout + 60))
 
-    def take_lock(self) -> None:
-        """Hold the namespace's upgrade Lease; a second gated upgrade is refused meanwhile."""
-        holder = self.state.lock_holder or _holder_identity()
-        try:
-            self.kube.acquire_lease(
-                self.ns, defaults.UPGRADE_LOCK_LEASE, holder, self.lock_duration
-            )
-        except LockHeld as exc:
-            raise StepFailed(f"refusing to upgrade: {exc}") from None
-        self.state.lock_holder = holder
-
     def renew_lock(self) -> None:
-        if self.state.lock_holder is not None:
-            self.take_lock()
+        self.lock.renew()
 
     def release_lock(self) -> str | None:
-        holder = self.state.lock_holder
-        if holder is None:
-            return None
-        self.state.lock_holder = None
-        try:
-            self.kube.release_lease(self.ns, defaults.UPGRADE_LOCK_LEASE, holder)
-        except GateError as exc:
-            return (
-                f"could not release Lease {self.ns}/{defaults.UPGRADE_LOCK_LEASE}: {exc}; "
-                f"it expires by itself within {self.lock_duration}s"
-            )
-        return None
+        return self.lock.release()
 
     # ------------------------------------------------------------------ prepare
     def snapshot_values(self) -> str:
         """Save the live values (0600, atomic) and record the release revision."""
         self._need()
         s = self.settings
-        release = self._release(s.release)
+        snapshot = read_release(self.helm, self.ns, s.release)
+        release = snapshot.release
         if release is None:
             raise StepFailed(f"release {s.release} not found in namespace {self.ns}")
-        history = tuple(
-            HelmHistoryEntry.from_helm_history_entry(h)
-            for h in self.helm.history(s.release, self.ns)
-        )
-        verdict = checks.release_deployed(
-            ClusterSnapshot(namespace=self.ns, release=release, release_history=history),
-            CheckParams(release=s.release),
-        )
+        verdict = checks.release_deployed(snapshot, CheckParams(release=s.release))
         if verdict.status is Status.FAIL:
             raise StepFailed(f"refusing to upgrade: {verdict.summary}", verdict.details)
         self.state.pre_revision = release.revision
         self.state.pre_version = release.chart_version
         if not s.dry_run:
-            self.take_lock()
+            self.lock.take()  # a second gated upgrade is refused meanwhile
         if s.dry_run:
             return (
                 f"would save `helm get values {s.release} -n {self.ns}` to "
-                f"{s.values_snapshot} (mode 0600); revision {release.revision}, "
-                f"chart {release.chart_version}"
+                f"{s.values_snapshot} (mode {defaults.VALUES_SNAPSHOT_MODE:04o}); "
+                f"revision {release.revision}, chart {release.chart_version}"
             )
         values = self.helm.get_values(s.release, self.ns)
         outcome = write_values_snapshot(
@@ -202,7 +164,10 @@ class UpgradeFlow:
         """--set items and values carried from the snapshot into the pre-flight release."""
         sets = list(defaults.PREFLIGHT_SET_VALUES)
         values: dict[str, Any] = {}
-        snapshot = _load_values(Path(self.settings.values_snapshot))
+        try:
+            snapshot = read_values(Path(self.settings.values_snapshot))
+        except ValuesUnreadable:
+            snapshot = {}
         for key in ("k8sServiceHost", "k8sServicePort"):
             if snapshot.get(key) not in (None, ""):
                 values[key] = snapshot[key]
@@ -396,11 +361,12 @@ class UpgradeFlow:
         return self._wait_components()
 
     def rollback_params(self, base: CheckParams) -> CheckParams:
-        from dataclasses import replace
+        from pytest_cilium_upgrade.versions import Version
 
+        pre = self.state.pre_version
         return replace(
             base,
-            target_version=self.state.pre_version,
+            target=None if pre is None else Version.parse(pre),
             recorded_revision=self.state.upgraded_revision,
         )
 
@@ -445,105 +411,14 @@ class UpgradeFlow:
         *,
         optional: bool = False,
     ) -> str:
-        remaining = deadline - time.monotonic()
-        if self.kube.get_workload(kind, self.ns, name) is None:
-            if optional:
-                return ""
-            raise StepFailed(f"{kind} {name} not found in namespace {self.ns}")
-        last = ""
-        workload: Workload | None = None
-        try:
-            for obj in self.kube.watch_workload(kind, self.ns, name, max(1.0, remaining)):
-                workload = Workload.from_k8s_dict(obj, kind=kind)
-                line = f"{label} {workload.ready}/{workload.desired} ready"
-                if workload.updated != workload.desired:
-                    line += f", {workload.updated}/{workload.desired} updated"
-                if line != last:
-                    self.progress(line + ("" if workload.healthy else "…"))
-                    last = line
-                if workload.healthy:
-                    return f"{kind} {name}: {workload.ready}/{workload.desired} ready"
-        except ApiUnreachable as exc:
-            # The deadline passed with the API server away: say so, not "not ready" alone,
-            # and do not ask it to describe the pods.
-            seen = "; ".join(workload.health_problems()) if workload else "never observed"
-            raise StepFailed(
-                f"timed out after {self.settings.timeout:g}s waiting for {kind} {name}: "
-                f"{exc}; last seen: {seen}",
-                [
-                    f"{kind} {name} could not be watched until the deadline: the Kubernetes API "
-                    "server was unreachable; check the control plane (kube-apiserver, its "
-                    "load balancer, etcd) before running the gate again"
-                ],
-            ) from None
-        problems = workload.health_problems() if workload else ["never observed"]
-        raise StepFailed(
-            f"timed out after {self.settings.timeout:g}s waiting for {kind} {name}: "
-            + "; ".join(problems),
-            self._not_ready_details(selector),
+        waits = RolloutWait(
+            self.kube,
+            self.ns,
+            self.settings.timeout,
+            progress=self.progress,
+            redactor=self.redactor,
         )
-
-    def _not_ready_details(self, selector: str) -> list[str]:
-        """The pods that are not ready, their events and the tail of their logs."""
-        try:
-            pods = [Pod.from_k8s_dict(p) for p in self.kube.list_pods(self.ns, selector)]
-            events = self.kube.list_events(self.ns)
-        except GateError as exc:
-            return [f"could not describe the pods: {exc}"]
-        details: list[str] = []
-        stuck = [p for p in pods if not p.ready][:_TAIL_PODS]
-        for pod in stuck:
-            details.append(
-                f"pod {pod.name} on node {pod.node_name or '(none)'}: "
-                f"{pod.problem() or 'not ready'}"
-            )
-            for event in _events_for(events, pod.name)[-3:]:
-                details.append(f"  event {event}")
-            for container in pod.containers:
-                if container.ready:
-                    continue
-                log = self.kube.pod_log(self.ns, pod.name, container.name, tail_lines=_TAIL_LINES)
-                for line in (log or "").splitlines()[-_TAIL_LINES:]:
-                    details.append(f"  log {container.name}: {line}")
-        redactor = self.redactor()
-        return [redactor.redact(d) for d in details]
-
-
-def _events_for(events: Iterable[Mapping[str, Any]], pod: str) -> list[str]:
-    found = []
-    for event in events:
-        involved = event.get("involvedObject") or {}
-        if involved.get("name") == pod:
-            found.append(
-                f"{event.get('type', '')} {event.get('reason', '')}: "
-                f"{event.get('message', '')}".strip()
-            )
-    return found
-
-
-def _holder_identity() -> str:
-    """Who holds the lock: host, process and, in CI, the job."""
-    import os
-    import socket
-    import uuid
-
-    job = os.environ.get("GITHUB_RUN_ID") or os.environ.get("CI_JOB_ID")
-    parts = [socket.gethostname(), f"pid {os.getpid()}", uuid.uuid4().hex[:8]]
-    if job:
-        parts.insert(0, f"ci job {job}")
-    return " ".join(parts)
-
-
-def _load_values(path: Path) -> dict[str, Any]:
-    import yaml
-
-    from pytest_cilium_upgrade import yamltext
-
-    try:
-        data = yamltext.load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return waits.wait(kind, name, label, deadline, selector, optional=optional)
 
 
 STEPS: tuple[Step, ...] = (

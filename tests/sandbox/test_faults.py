@@ -17,7 +17,7 @@ from cilium_sandbox.cluster import LEADER_ELECTED, Sandbox, guarded
 from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 
 from pytest_cilium_upgrade.adapters.kube import Kube
-from pytest_cilium_upgrade.options import Settings
+from pytest_cilium_upgrade.gate.settings import Settings
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.upgrade.steps import StepFailed, UpgradeFlow
 

@@ -15,13 +15,10 @@ import pytest
 import yaml
 from cilium_sandbox.cluster import Sandbox
 from cilium_sandbox.faults import Fault, PodFault
+from cilium_sandbox.helm import HelmDriver
 
-from pytest_cilium_upgrade.adapters.helm.client import (
-    ChartSource,
-    ChartSourceKind,
-    Helm,
-    HelmTimeout,
-)
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource, ChartSourceKind
+from pytest_cilium_upgrade.adapters.helm.client import HelmTimeout
 from pytest_cilium_upgrade.errors import HelmFailed, NotFound, Timeout
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.snapshot.model import HelmHistoryEntry, HelmRelease
@@ -36,9 +33,9 @@ pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(params=[3, 4], ids=["helm3", "helm4"])
-def helm(request: pytest.FixtureRequest, sandbox: Sandbox) -> Helm:
+def helm(request: pytest.FixtureRequest, sandbox: Sandbox) -> HelmDriver:
     binary = sandbox.binaries.helm3 if request.param == 3 else sandbox.binaries.helm4
-    return Helm(binary=str(binary), kubeconfig=str(sandbox.kubeconfig), env=sandbox.env())
+    return HelmDriver(binary=str(binary), kubeconfig=str(sandbox.kubeconfig), env=sandbox.env())
 
 
 def _images(sandbox: Sandbox, namespace: str) -> set[str]:
@@ -46,18 +43,18 @@ def _images(sandbox: Sandbox, namespace: str) -> set[str]:
     return {p["spec"]["containers"][0]["image"] for p in json.loads(out)["items"]}
 
 
-def _history(helm: Helm, namespace: str) -> list[HelmHistoryEntry]:
+def _history(helm: HelmDriver, namespace: str) -> list[HelmHistoryEntry]:
     return [HelmHistoryEntry.from_helm_history_entry(e) for e in helm.history(RELEASE, namespace)]
 
 
-def test_client_version_is_the_parametrized_major(helm: Helm, sandbox: Sandbox) -> None:
+def test_client_version_is_the_parametrized_major(helm: HelmDriver, sandbox: Sandbox) -> None:
     want = 3 if helm.binary == str(sandbox.binaries.helm3) else 4
     assert helm.version().startswith(f"v{want}.")
     assert helm.major() == want
 
 
 def test_install_then_status_history_values_and_list_feed_the_model(
-    helm: Helm, namespace: str
+    helm: HelmDriver, namespace: str
 ) -> None:
     helm.install(
         RELEASE,
@@ -108,7 +105,7 @@ def test_install_then_status_history_values_and_list_feed_the_model(
     ]
 
 
-def test_template_fails_with_the_charts_own_message(helm: Helm, namespace: str) -> None:
+def test_template_fails_with_the_charts_own_message(helm: HelmDriver, namespace: str) -> None:
     manifest = helm.template(RELEASE, STANDINS, "1.15.1", namespace)
     kinds = {d["kind"] for d in yaml.safe_load_all(manifest) if d}
     assert {"DaemonSet", "Deployment", "ConfigMap"} <= kinds
@@ -121,7 +118,7 @@ def test_template_fails_with_the_charts_own_message(helm: Helm, namespace: str) 
 
 
 def test_template_keeps_values_on_stdin_and_secrets_out_of_errors(
-    helm: Helm, namespace: str
+    helm: HelmDriver, namespace: str
 ) -> None:
     secret = "c2VjcmV0LWtleS1tYXRlcmlhbC1mb3ItaHViYmxlLXRscw"  # noqa: S105
     values = {"tunnel": "vxlan", "hubble": {"tls": {"server": {"key": secret}}}}
@@ -136,7 +133,7 @@ def test_template_keeps_values_on_stdin_and_secrets_out_of_errors(
 
 
 def test_upgrade_with_values_file_rollback_and_uninstall(
-    sandbox: Sandbox, helm: Helm, namespace: str, tmp_path: Path
+    sandbox: Sandbox, helm: HelmDriver, namespace: str, tmp_path: Path
 ) -> None:
     helm.install(
         RELEASE, STANDINS, "1.15.1", namespace, set_values=["cluster.name=sandbox"], timeout_s=60
@@ -172,7 +169,7 @@ def test_upgrade_with_values_file_rollback_and_uninstall(
         helm.uninstall(RELEASE, namespace)
 
 
-def test_reuse_values_within_a_minor_only(helm: Helm, namespace: str) -> None:
+def test_reuse_values_within_a_minor_only(helm: HelmDriver, namespace: str) -> None:
     helm.install(
         RELEASE, STANDINS, "1.15.1", namespace, set_values=["cluster.name=keep"], timeout_s=60
     )
@@ -185,7 +182,7 @@ def test_reuse_values_within_a_minor_only(helm: Helm, namespace: str) -> None:
     assert helm.get_values(RELEASE, namespace) == {"cluster": {"name": "keep"}}
 
 
-def test_missing_release(helm: Helm, namespace: str) -> None:
+def test_missing_release(helm: HelmDriver, namespace: str) -> None:
     assert helm.status("absent", namespace) is None
     assert helm.list_releases(namespace) == []
     with pytest.raises(NotFound, match="absent not found"):
@@ -199,7 +196,7 @@ def test_missing_release(helm: Helm, namespace: str) -> None:
 
 
 def test_wait_past_its_timeout_is_a_helm_timeout(
-    faults: Sandbox, helm: Helm, namespace: str
+    faults: Sandbox, helm: HelmDriver, namespace: str
 ) -> None:
     faults.add_fault(PodFault(Fault.NEVER_READY, namespace=namespace))
     with pytest.raises(HelmTimeout) as caught:
@@ -212,7 +209,7 @@ def test_wait_past_its_timeout_is_a_helm_timeout(
     assert history[-1]["status"] == "failed"
 
 
-def test_pending_release_is_listed(helm: Helm, namespace: str) -> None:
+def test_pending_release_is_listed(helm: HelmDriver, namespace: str) -> None:
     helm.install(RELEASE, STANDINS, "1.15.1", namespace, wait=False)
     helm.install(
         "other",
@@ -228,10 +225,10 @@ def test_pending_release_is_listed(helm: Helm, namespace: str) -> None:
     assert sorted(e["name"] for e in deployed) == ["cilium", "other"]
 
 
-def test_chart_directory_versions(helm: Helm) -> None:
+def test_chart_directory_versions(helm: HelmDriver) -> None:
     want = sorted(Version.parse(p.parent.name) for p in CHARTS.glob("*/Chart.yaml"))
     assert STANDINS.kind is ChartSourceKind.DIRECTORY
-    assert helm.chart_versions(STANDINS) == want
+    assert ChartSource.parse(str(CHARTS), helm=helm).versions() == want
     assert not any(call.argv[1:2] == ("search",) for call in helm.calls)
 
 
@@ -256,7 +253,7 @@ def _serve(directory: Path) -> Iterator[str]:
             thread.join(timeout=5)
 
 
-def test_repo_source_added_searched_and_rendered(helm: Helm, tmp_path: Path) -> None:
+def test_repo_source_added_searched_and_rendered(helm: HelmDriver, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
     env = {
@@ -264,23 +261,23 @@ def test_repo_source_added_searched_and_rendered(helm: Helm, tmp_path: Path) -> 
         "HELM_REPOSITORY_CONFIG": str(tmp_path / "repositories.yaml"),
         "HELM_REPOSITORY_CACHE": str(tmp_path / "cache"),
     }
-    helm = Helm(binary=helm.binary, kubeconfig=helm.kubeconfig, env=env)
+    helm = HelmDriver(binary=helm.binary, kubeconfig=helm.kubeconfig, env=env)
     for version in ("1.15.1", "1.15.18"):
         helm.execute(helm.command("package", str(CHARTS / version), "-d", str(repo), cluster=False))
     with _serve(repo) as url:
         helm.execute(helm.command("repo", "index", str(repo), "--url", url, cluster=False))
-        source = ChartSource.parse("standin/cilium", repo_url=url)
+        source = ChartSource.parse("standin/cilium", repo_url=url, helm=helm)
         with pytest.raises(NotFound, match="no chart standin/cilium"):
-            helm.chart_versions(source)
+            source.versions()
         helm.prepare(source)
         helm.prepare(source)  # adding the same repo twice is fine
-        assert helm.chart_versions(source) == [Version.parse("1.15.1"), Version.parse("1.15.18")]
+        assert source.versions() == [Version.parse("1.15.1"), Version.parse("1.15.18")]
         manifest = helm.template(RELEASE, source, "1.15.18", "kube-system")
         assert "quay.io/cilium/cilium:v1.15.18" in manifest
         with pytest.raises(HelmFailed, match=r"1\.16\.0"):
             helm.template(RELEASE, source, "1.16.0", "kube-system")
 
-    packaged = ChartSource.parse(str(repo / "cilium-1.15.1.tgz"))
+    packaged = ChartSource.parse(str(repo / "cilium-1.15.1.tgz"), helm=helm)
     assert packaged.kind is ChartSourceKind.CHART
-    assert helm.chart_versions(packaged) == [Version.parse("1.15.1")]
+    assert packaged.versions() == [Version.parse("1.15.1")]
     assert "quay.io/cilium/cilium:v1.15.1" in helm.template(RELEASE, packaged, "1.15.1", "x")

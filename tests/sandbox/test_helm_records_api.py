@@ -12,14 +12,11 @@ from pathlib import Path
 
 import pytest
 from cilium_sandbox.cluster import Sandbox
+from cilium_sandbox.helm import HelmDriver
 
 from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade.adapters.helm.client import (
-    ChartSource,
-    Helm,
-    normalize_history_entry,
-    normalize_status,
-)
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
+from pytest_cilium_upgrade.adapters.helm.normalize import normalize_history_entry, normalize_status
 from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.snapshot.read import RecordReleases
 
@@ -36,7 +33,7 @@ def test_records_read_through_the_api_match_helms_own_output(
     sandbox: Sandbox, namespace: str, major: int, driver: str
 ) -> None:
     binary = sandbox.binaries.helm3 if major == 3 else sandbox.binaries.helm4
-    helm = Helm(
+    helm = HelmDriver(
         binary=str(binary),
         kubeconfig=str(sandbox.kubeconfig),
         env={**sandbox.env(), "HELM_DRIVER": driver},

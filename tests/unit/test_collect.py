@@ -24,9 +24,9 @@ from pytest_cilium_upgrade.errors import (
     NoAnswer,
 )
 from pytest_cilium_upgrade.snapshot import read as collect_module
+from pytest_cilium_upgrade.snapshot.model import JSONDict
 from pytest_cilium_upgrade.snapshot.read import CollectRequest, RecordReleases, collect
 
-JSONDict = dict[str, Any]
 NS = "kube-system"
 
 

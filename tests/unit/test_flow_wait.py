@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pytest_cilium_upgrade.errors import ApiUnreachable
-from pytest_cilium_upgrade.options import Settings
+from pytest_cilium_upgrade.gate.settings import Settings
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.upgrade.steps import StepFailed, UpgradeFlow
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cilium_upgrade.options import (
-    OPTIONS,
+from pytest_cilium_upgrade.options import OPTIONS
+from pytest_cilium_upgrade.tools.options_doc import (
     OPTIONS_TABLE_END,
     OPTIONS_TABLE_START,
     main,
@@ -20,7 +20,9 @@ from pytest_cilium_upgrade.options import (
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONS_DOC = ROOT / "docs" / "options.md"
 README = ROOT / "README.md"
-REGENERATE = "python -m pytest_cilium_upgrade.options --update docs/options.md --update README.md"
+REGENERATE = (
+    "python -m pytest_cilium_upgrade.tools.options_doc --update docs/options.md --update README.md"
+)
 
 
 def marked_section(text: str) -> str | None:
@@ -78,7 +80,14 @@ def test_replace_options_table() -> None:
 
 def test_module_prints_the_table() -> None:
     result = subprocess.run(
-        [sys.executable, "-W", "error", "-m", "pytest_cilium_upgrade.options", "--markdown"],
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "pytest_cilium_upgrade.tools.options_doc",
+            "--markdown",
+        ],
         capture_output=True,
         text=True,
         check=True,

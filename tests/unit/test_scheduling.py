@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
-import yaml
+from checks_builders import CP_TAINT, load_render, seed_nodes
 
 from pytest_cilium_upgrade.checks.scheduling import (
-    TAINT_CONTROL_PLANE,
     TAINT_NODE_NETWORK_UNAVAILABLE,
     TAINT_NODE_NOT_READY,
     TAINT_NODE_UNSCHEDULABLE,
@@ -33,42 +32,10 @@ from pytest_cilium_upgrade.snapshot.model import (
     PodSpecSummary,
     Taint,
     Toleration,
-    Workload,
 )
 
-RENDERED = Path(__file__).parents[3] / "shared/domain/upstream-rendered"
-CP_TAINT = Taint(TAINT_CONTROL_PLANE, "", "NoSchedule")
 
-
-def load_render(version: str) -> dict[str, Workload]:
-    path = RENDERED / f"preflight-{version}.yaml"
-    if not path.is_file():
-        pytest.skip(f"upstream render {path} not available")
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return {d["kind"]: Workload.from_k8s_dict(d) for d in docs}
-
-
-def seed_nodes() -> list[Node]:
-    nodes = [
-        Node(
-            f"cp-{i}",
-            {
-                "kubernetes.io/hostname": f"cp-{i}",
-                "kubernetes.io/os": "linux",
-                "node-role.kubernetes.io/control-plane": "",
-            },
-            (CP_TAINT,),
-        )
-        for i in range(1, 4)
-    ]
-    nodes.extend(
-        Node(f"worker-{i}", {"kubernetes.io/hostname": f"worker-{i}", "kubernetes.io/os": "linux"})
-        for i in range(1, 6)
-    )
-    return nodes
-
-
-def agent_pods(nodes: list[Node]) -> list[Pod]:
+def agent_pods(nodes: Iterable[Node]) -> list[Pod]:
     return [Pod("kube-system", f"cilium-{n.name}", n.name, {"k8s-app": "cilium"}) for n in nodes]
 
 

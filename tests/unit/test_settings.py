@@ -8,21 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade import options as settings
+from pytest_cilium_upgrade import defaults, options
 from pytest_cilium_upgrade.checks import CheckParams
-from pytest_cilium_upgrade.options import OPTIONS, ParseContext, Settings
+from pytest_cilium_upgrade.gate.session import check_params
+from pytest_cilium_upgrade.gate.settings import Settings
+from pytest_cilium_upgrade.option_parsers import ParseContext, parse_bool
+from pytest_cilium_upgrade.options import OPTIONS
+from pytest_cilium_upgrade.versions import Version
 
 pytest_plugins = ["pytester"]
 
 # The options are registered by a local conftest with the installed plugin
-# disabled, so these tests see exactly what ``settings.register`` adds.
+# disabled, so these tests see exactly what ``options.register`` adds.
 CONFTEST = """
-from pytest_cilium_upgrade import options as settings
+from pytest_cilium_upgrade import options
 
 
 def pytest_addoption(parser):
-    settings.register(parser)
+    options.register(parser)
 """
 NO_PLUGIN = ("-p", "no:cilium_upgrade")
 
@@ -86,7 +89,6 @@ def test_defaults_without_any_option(
     assert s.chart == defaults.CHART_REF
     assert s.chart_path is None
     assert s.target_version is None
-    assert s.target is None
     assert s.allow_downgrade is False
     assert s.values_snapshot == root / "cilium-values.yaml"
     assert s.write_snapshot is False
@@ -120,7 +122,7 @@ def test_without_cilium_upgrade_nothing_else_is_required(pytester: pytest.Pytest
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(
         """
-        from pytest_cilium_upgrade.options import Settings
+        from pytest_cilium_upgrade.gate.settings import Settings
 
         def test_settings(pytestconfig):
             s = Settings.from_config(pytestconfig, {})
@@ -218,7 +220,7 @@ def test_override_ini_is_an_ini_source(
 
 
 def test_native_toml_values(make_settings: MakeSettings, pytester: pytest.Pytester) -> None:
-    if not settings._INI_UNIONS:
+    if not options._INI_UNIONS:
         pytest.skip("this pytest reads ini options as strings only")
     pytester.makepyprojecttoml(
         """
@@ -239,7 +241,7 @@ def test_native_toml_values(make_settings: MakeSettings, pytester: pytest.Pytest
 def test_native_toml_value_of_the_wrong_type_names_the_option(
     make_settings: MakeSettings, pytester: pytest.Pytester
 ) -> None:
-    if settings._pytest_version() < (9, 0):
+    if options._pytest_version() < (9, 0):
         pytest.skip("this pytest has no native TOML configuration")
     pytester.makepyprojecttoml("[tool.pytest]\ncilium_upgrade_namespace = 5\n")
     message = usage_error(make_settings)
@@ -250,7 +252,7 @@ def test_native_toml_value_of_the_wrong_type_names_the_option(
 def test_native_toml_bool_of_a_bad_word_names_the_source(
     make_settings: MakeSettings, pytester: pytest.Pytester
 ) -> None:
-    if settings._pytest_version() < (9, 0):
+    if options._pytest_version() < (9, 0):
         pytest.skip("this pytest has no native TOML configuration")
     pytester.makepyprojecttoml('[tool.pytest]\ncilium_upgrade_write_snapshot = "maybe"\n')
     assert usage_error(make_settings) == (
@@ -360,9 +362,9 @@ def test_value_parsing(
 
 def test_target_version_drops_the_v_prefix(make_settings: MakeSettings) -> None:
     s = make_settings("--cilium-target-version", "v1.16.5")
-    assert s.target_version == "1.16.5"
-    assert s.target is not None
-    assert s.target.minor_str() == "1.16"
+    assert s.target_version == Version(1, 16, 5)
+    assert str(s.target_version) == "1.16.5"
+    assert s.target_version.minor_str() == "1.16"
 
 
 def test_choices_are_case_insensitive(make_settings: MakeSettings) -> None:
@@ -583,7 +585,8 @@ def test_check_params(make_settings: MakeSettings) -> None:
         "--cilium-release=cni",
         "--cilium-preflight-release=cni-pre",
     )
-    params = s.check_params(
+    params = check_params(
+        s,
         recorded_revision=4,
         baseline_restarts={"cilium-abc": 2},
         intended_overrides={"preflight": {"enabled": False}},
@@ -593,7 +596,7 @@ def test_check_params(make_settings: MakeSettings) -> None:
         release="cni",
         preflight_release="cni-pre",
         agent_daemonset="cilium-agent",
-        target_version="1.17.9",
+        target=Version(1, 17, 9),
         allow_downgrade=True,
         coverage_policy="strict",
         max_agent_restarts=0,
@@ -601,7 +604,7 @@ def test_check_params(make_settings: MakeSettings) -> None:
         intended_overrides={"preflight": {"enabled": False}},
         baseline_restarts={"cilium-abc": 2},
     )
-    assert Settings().check_params() == CheckParams()
+    assert check_params(Settings()) == CheckParams()
 
 
 def test_rows_for_the_report(make_settings: MakeSettings) -> None:
@@ -643,7 +646,7 @@ def test_option_table_naming() -> None:
 
 def test_register_adds_one_group_with_explicit_dests() -> None:
     parser = pytest.Parser(_ispytest=True)
-    settings.register(parser)
+    options.register(parser)
     group = parser.getgroup("cilium-upgrade")
     by_dest = {opt.dest: opt for opt in group.options}
     assert list(by_dest) == [spec.dest for spec in OPTIONS]
@@ -681,18 +684,18 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
 def test_the_installed_plugin_registers_through_settings(pytester: pytest.Pytester) -> None:
     config = pytester.parseconfig()
     if not hasattr(config.option, "cilium_phase"):
-        pytest.skip("the installed plugin does not call settings.register yet")
+        pytest.skip("the installed plugin does not call options.register yet")
     assert config.getoption("cilium_upgrade") is None
     assert Settings.from_config(config, {"HOME": str(pytester.path)}).phase == "all"
 
 
 def test_parse_bool_directly() -> None:
-    assert settings.parse_bool(True) is True
-    assert settings.parse_bool(0) is False
+    assert parse_bool(True) is True
+    assert parse_bool(0) is False
     with pytest.raises(ValueError, match="is not a boolean"):
-        settings.parse_bool(2)
+        parse_bool(2)
     with pytest.raises(ValueError, match="is not a boolean"):
-        settings.parse_bool(None)
+        parse_bool(None)
 
 
 def test_usage_error_is_reported_by_pytest(
@@ -702,8 +705,11 @@ def test_usage_error_is_reported_by_pytest(
         CONFTEST
         + """
 
+from pytest_cilium_upgrade.gate.settings import Settings
+
+
 def pytest_configure(config):
-    settings.Settings.from_config(config)
+    Settings.from_config(config)
 """
     )
     pytester.makepyfile("def test_never_runs(): pass")

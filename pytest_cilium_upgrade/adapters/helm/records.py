@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_cilium_upgrade.errors import GateError
-
-JSONDict = dict[str, Any]
+from pytest_cilium_upgrade.snapshot.model.jsondata import JSONDict
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 RECORD_TYPE = "helm.sh/release.v1"  # the type of the Secrets holding records

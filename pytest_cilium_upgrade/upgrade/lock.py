@@ -1,0 +1,75 @@
+"""The upgrade lock: a Lease in the release namespace that one gated upgrade holds at a time.
+
+The Lease lasts long enough for any one step and is renewed before each, so a run
+that dies frees it soon; a second gated upgrade of the same namespace is refused
+while it is held.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Protocol
+
+from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.errors import GateError, LockHeld
+from pytest_cilium_upgrade.upgrade.outcomes import StepFailed
+
+
+class LeaseClient(Protocol):
+    """What the lock asks of the Kubernetes adapter."""
+
+    def acquire_lease(self, namespace: str, name: str, holder: str, duration_s: int) -> None: ...
+    def release_lease(self, namespace: str, name: str, holder: str) -> bool: ...
+
+
+class UpgradeLock:
+    """The Lease :data:`~pytest_cilium_upgrade.defaults.UPGRADE_LOCK_LEASE` of ``namespace``.
+
+    ``holder`` is who holds it for this run, None while it is not held.
+    """
+
+    def __init__(self, kube: LeaseClient, namespace: str, duration_s: int) -> None:
+        self.kube = kube
+        self.ns = namespace
+        self.duration_s = duration_s
+        self.holder: str | None = None
+
+    def take(self) -> None:
+        """Hold the Lease (or renew it); StepFailed when another run holds it."""
+        holder = self.holder or holder_identity()
+        try:
+            self.kube.acquire_lease(self.ns, defaults.UPGRADE_LOCK_LEASE, holder, self.duration_s)
+        except LockHeld as exc:
+            raise StepFailed(f"refusing to upgrade: {exc}") from exc
+        self.holder = holder
+
+    def renew(self) -> None:
+        """Renew the Lease if this run holds it."""
+        if self.holder is not None:
+            self.take()
+
+    def release(self) -> str | None:
+        """Give the Lease up; why it could not be (it then expires by itself), or None."""
+        holder = self.holder
+        if holder is None:
+            return None
+        self.holder = None
+        try:
+            self.kube.release_lease(self.ns, defaults.UPGRADE_LOCK_LEASE, holder)
+        except GateError as exc:
+            return (
+                f"could not release Lease {self.ns}/{defaults.UPGRADE_LOCK_LEASE}: {exc}; "
+                f"it expires by itself within {self.duration_s}s"
+            )
+        return None
+
+
+def holder_identity() -> str:
+    """Who holds the lock: host, process and, in CI, the job."""
+    job = os.environ.get("GITHUB_RUN_ID") or os.environ.get("CI_JOB_ID")
+    parts = [socket.gethostname(), f"pid {os.getpid()}", uuid.uuid4().hex[:8]]
+    if job:
+        parts.insert(0, f"ci job {job}")
+    return " ".join(parts)
