@@ -1,0 +1,1 @@
+"""The gate's pytest integration: settings, the session, items, hooks and reports."""

@@ -1,0 +1,1 @@
+"""Command-line tools: merging JUnit reports of separate CI steps, the options table."""

@@ -1,0 +1,1 @@
+"""The performed upgrade (``--cilium-perform-upgrade``): its steps, waits, lock and rollback."""
