@@ -416,3 +416,148 @@ def resolve_charts(
     root = repo_root if repo_root is not None else find_repo_root(Path.cwd())
     sources = ChartSources.default(root, cache_dir=cache_dir, pull=pull)
     return sources.resolve(versions)
+
+
+# ---------------------------------------------------------------------- on the sandbox
+
+# Replicas of the operator Deployment in every chart of REAL_CHART_VERSIONS. Each
+# replica needs a node of its own: a required podAntiAffinity on the hostname, and
+# host ports (the operator runs with hostNetwork).
+OPERATOR_REPLICAS = 2
+
+
+def sandbox_values(version: str, *, nodes: int) -> dict[str, str]:
+    """The values the real chart ``version`` needs to become ready on a sandbox of ``nodes``.
+
+    As ``--set`` pairs (empty: the chart's defaults do). The answer, checked by installing
+    every version of REAL_CHART_VERSIONS (agent release, then the next version's
+    pre-flight release) with ``helm install --wait``:
+
+    * On a sandbox of two nodes or more, nothing. Every chart 1.12.0 to 1.20.0 installs
+      with its defaults and all it renders becomes ready: the agent DaemonSet and, from
+      1.16, ``cilium-envoy`` on every node, the operator 2/2, the ``hubble-peer``
+      Service, Secrets, RBAC and (from 1.17) the ``cilium-secrets`` Namespace. kwok marks
+      each pod Running and Ready; no image is pulled and no container runs.
+    * On a single node, ``operator.replicas=1``: the second replica stays Pending (see
+      OPERATOR_REPLICAS). ``helm install --wait`` still returns (the Deployment allows
+      50% unavailable) but the operator is 1/2, so the gate's health checks would fail.
+
+    Not needed, so not set: ``kubeProxyReplacement`` and ``k8sServiceHost``/``Port``. A
+    kind cluster made from ``kind-config.yaml`` has no kube-proxy and needs them for the
+    agent to reach the API server; in the sandbox no agent runs, so they change nothing
+    about readiness. Tests about them set them.
+
+    The charts also create cluster-scoped objects (ClusterRoles and ClusterRoleBindings
+    ``cilium``, ``cilium-operator``, ``cilium-pre-flight``; from 1.17 the Namespace
+    ``cilium-secrets``) that Helm refuses to take over from a release in another
+    namespace: one agent release at a time per sandbox, uninstalled before the next.
+
+    Only versions of REAL_CHART_VERSIONS were checked; others raise SandboxError.
+    """
+    if version not in REAL_CHART_VERSIONS:
+        raise SandboxError(
+            f"no sandbox values checked for Cilium chart {version} "
+            f"(checked: {', '.join(REAL_CHART_VERSIONS)})"
+        )
+    if nodes < 1:
+        raise SandboxError(f"a sandbox has at least one node, not {nodes}")
+    values: dict[str, str] = {}
+    if nodes < OPERATOR_REPLICAS:
+        values["operator.replicas"] = str(nodes)
+    return values
+
+
+def set_args(values: Mapping[str, str]) -> list[str]:
+    """``["--set", "key=value", ...]`` for Helm."""
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+@dataclass(frozen=True)
+class ChartImages:
+    """The images a chart renders with its default values, exactly as in the pod specs.
+
+    Faults of the sandbox select pods by image, and the real charts pin their images by
+    digest (``quay.io/cilium/cilium:v1.20.0@sha256:...``).
+    """
+
+    agent: str  # the agent DaemonSet's, and the pre-flight's
+    operator: str  # the generic operator's
+    envoy: str | None  # the cilium-envoy DaemonSet's (on by default from 1.16)
+
+
+def _image_ref(image: Mapping[str, object], *, suffix: str = "", digest_key: str = "digest") -> str:
+    repository = f"{image['repository']}{suffix}"
+    reference = f"{repository}:{image['tag']}"
+    digest = image.get(digest_key)
+    if image.get("useDigest") and digest:
+        reference += f"@{digest}"
+    return reference
+
+
+def _envoy_on(values: Mapping[str, object], envoy: Mapping[str, object]) -> bool:
+    """Whether the defaults render the ``cilium-envoy`` DaemonSet.
+
+    1.14 and 1.15 carry its values with ``enabled: false``; from 1.16 ``enabled`` is null,
+    which the templates read as on (for ``upgradeCompatibility`` unset or >= 1.16).
+    """
+    return (
+        "image" in envoy and envoy.get("enabled") is not False and bool(values.get("l7Proxy", True))
+    )
+
+
+def chart_images(archive: Path) -> ChartImages:
+    """The default images of the chart in ``archive`` (read from its ``values.yaml``)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            member = next(
+                (m for m in tar if m.name.count("/") == 1 and m.name.endswith("/values.yaml")),
+                None,
+            )
+            extracted = tar.extractfile(member) if member is not None else None
+            if extracted is None:
+                raise SandboxError(f"{archive} has no values.yaml")
+            values = yaml.safe_load(extracted.read())
+    except (OSError, tarfile.TarError, yaml.YAMLError) as exc:
+        raise SandboxError(f"{archive} is not a readable chart archive: {exc}") from exc
+    try:
+        operator = values["operator"]["image"]
+        envoy = values.get("envoy") or {}
+        return ChartImages(
+            agent=_image_ref(values["image"]),
+            operator=_image_ref(
+                operator,
+                suffix=f"-generic{operator.get('suffix') or ''}",
+                digest_key="genericDigest",
+            ),
+            envoy=_image_ref(envoy["image"]) if _envoy_on(values, envoy) else None,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SandboxError(f"{archive}: unexpected image values ({exc!r})") from exc
+
+
+def unpack_charts(archives: Mapping[str, Path], destination: Path) -> Path:
+    """Each archive unpacked, unchanged, into ``destination/<version>/``; returns ``destination``.
+
+    That is the layout ``--cilium-chart DIR`` takes (one chart directory per version).
+    The archives stay where they are; ``destination`` is the caller's (a temporary
+    directory), never the repository.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    for version, archive in archives.items():
+        target = destination / version
+        if (target / "Chart.yaml").is_file():
+            continue
+        inside = chart_version(archive)
+        if inside != version:
+            raise SandboxError(f"{archive} holds chart version {inside}, not {version}")
+        with tempfile.TemporaryDirectory(dir=destination, prefix=".unpack-") as scratch:
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    tar.extractall(scratch, filter="data")
+            except (OSError, tarfile.TarError) as exc:
+                raise SandboxError(f"cannot unpack {archive}: {exc}") from exc
+            tops = [p for p in Path(scratch).iterdir() if (p / "Chart.yaml").is_file()]
+            if len(tops) != 1:
+                raise SandboxError(f"{archive} does not hold exactly one chart")
+            tops[0].rename(target)
+    return destination

@@ -1,11 +1,12 @@
 """Command line of the sandbox and the offline demo.
 
-cilium-sandbox build        build (or find cached) the sandbox binaries
+cilium-sandbox build        fetch or build (or find cached) what the sandbox runs
+cilium-sandbox build --all  the same, and Helm 4 (the test suite needs it)
 cilium-sandbox up           start the sandbox from kind-config.yaml
 cilium-sandbox down         stop it
 cilium-sandbox env          print the shell exports to use it
 cilium-sandbox status       say whether it runs, and its processes
-cilium-sandbox demo         a gated upgrade on a fresh sandbox
+cilium-sandbox demo         a gated upgrade of the real Cilium charts on a fresh sandbox
 cilium-sandbox demo --scenario failing   one the gate catches and rolls back
 """
 
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cilium_sandbox.build import Builder
+from cilium_sandbox.build import SANDBOX_COMPONENTS, Builder, component_names, components
 from cilium_sandbox.cluster import Sandbox
 from cilium_sandbox.errors import SandboxError
 from cilium_sandbox.topology import Taint, build_topology
@@ -76,7 +77,7 @@ def _sandbox(args: argparse.Namespace, builder: Builder) -> Sandbox:
         workers=args.workers,
         extra_taints=args.taint,
     )
-    return Sandbox(args.workdir, builder.ensure_all(), topology, apiserver_port=args.port)
+    return Sandbox(args.workdir, builder.ensure_sandbox(), topology, apiserver_port=args.port)
 
 
 def _stopper(args: argparse.Namespace, builder: Builder) -> Sandbox:
@@ -93,7 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build or find the cached binaries")
+    build = sub.add_parser("build", help="fetch or build the binaries, or find them cached")
+    build.add_argument(
+        "components",
+        nargs="*",
+        metavar="COMPONENT",
+        help=f"only these ({', '.join(component_names())}; default: what the sandbox runs, "
+        f"{', '.join(SANDBOX_COMPONENTS)})",
+    )
+    build.add_argument("--all", action="store_true", help="every component, Helm 4 included")
     up = sub.add_parser("up", help="start the sandbox")
     _add_sandbox_options(up)
     _add_topology_options(up)
@@ -103,10 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_sandbox_options(demo)
     _add_topology_options(demo)
     demo.add_argument(
-        "--charts",
+        "--charts-dir",
         type=Path,
-        default=Path("tests/charts"),
-        help="directory of the stand-in Cilium charts (default: %(default)s)",
+        default=None,
+        help="directory of real Cilium chart archives (cilium-X.tgz) to take the demo's "
+        "versions from (default: $CILIUM_CHARTS_DIR, ../shared/charts/cilium beside the "
+        "checkout, the cache, then helm pull from https://helm.cilium.io/)",
     )
     demo.add_argument("--keep", action="store_true", help="leave the sandbox running")
     demo.add_argument(
@@ -127,8 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     builder = Builder()
     try:
         if args.command == "build":
-            for name, path in builder.ensure_all().all().items():
-                print(f"{name:24} {path}")
+            names = component_names() if args.all else args.components or SANDBOX_COMPONENTS
+            programs = {c.name: c.programs for c in components()}
+            for name, directory in builder.ensure_components(names).items():
+                for program in programs[name]:
+                    print(f"{program:24} {directory / program}")
         elif args.command == "up":
             _sandbox(args, builder).up(timeout=args.timeout)
             print(_exports(args.workdir))
@@ -145,11 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {name:26} pid {pid}")
             return 0 if box.is_running() else 1
         elif args.command == "demo":
-            from cilium_sandbox.demo import run_demo
+            from cilium_sandbox.demo import demo_charts, run_demo
 
+            charts = demo_charts(args.charts_dir)  # before anything starts
             return run_demo(
                 _sandbox(args, builder),
-                args.charts,
+                charts,
                 scenario=args.scenario,
                 reports=args.reports,
                 keep=args.keep,

@@ -61,6 +61,7 @@ from cilium_sandbox.faults import ContainerLogs
 from identities import into_namespace, shipped_roles, token_kubeconfig
 from junit_report import junit_verdicts
 from kubernetes.client.exceptions import ApiException
+from real_chart_dir import Charts
 
 from pytest_cilium_upgrade.adapters import kube as kube_module
 from pytest_cilium_upgrade.adapters.files import write_values_snapshot
@@ -71,7 +72,6 @@ pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-CHARTS = ROOT / "tests" / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
 PREFLIGHT_SETS = (
     "--set",
@@ -176,10 +176,13 @@ def metrics(sandbox: Sandbox) -> list[tuple[str, dict[str, str], float]]:
 class Throttle:
     """The gate's identity throttled by APF in one test's namespace, and the gate run as it."""
 
-    def __init__(self, sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> None:
+    def __init__(
+        self, sandbox: Sandbox, namespace: str, pytester: pytest.Pytester, charts: Charts
+    ) -> None:
         self.sandbox = sandbox
         self.ns = namespace
         self.pytester = pytester
+        self.charts = charts
         self.level = f"throttle-{namespace}"
         self.gate_schema = f"throttle-gate-{namespace}"
         self.holder_schema = f"throttle-holder-{namespace}"
@@ -596,7 +599,8 @@ class Throttle:
             3,
             "install",
             "cilium",
-            str(CHARTS / "1.15.18"),
+            str(self.charts / "1.15.19"),
+            *self.charts.values("1.15.19", self.sandbox),
             "--wait",
             "--timeout",
             "2m",
@@ -608,7 +612,7 @@ class Throttle:
             3,
             "install",
             "cilium-preflight",
-            str(CHARTS / "1.16.15"),
+            str(self.charts / "1.16.19"),
             *PREFLIGHT_SETS,
             "--wait",
             "--timeout",
@@ -633,11 +637,11 @@ class Throttle:
         return self.pytester.runpytest(
             "--cilium-upgrade",
             "--cilium-phase=pre",
-            "--cilium-target-version=1.16.15",
+            "--cilium-target-version=1.16.19",
             f"--cilium-kubeconfig={self.reader_cfg}",
             f"--cilium-helm={self.sandbox.binaries.helm3}",
             f"--cilium-namespace={self.ns}",
-            f"--cilium-chart={CHARTS}",
+            f"--cilium-chart={self.charts}",
             f"--cilium-values-snapshot={self.snapshot}",
             f"--cilium-state-file={self.pytester.path / 'state.json'}",
             f"--junitxml={self.junit}",
@@ -653,8 +657,10 @@ class Throttle:
 
 
 @pytest.fixture
-def throttle(sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> Iterator[Throttle]:
-    box = Throttle(sandbox, namespace, pytester)
+def throttle(
+    sandbox: Sandbox, namespace: str, pytester: pytest.Pytester, charts: Charts
+) -> Iterator[Throttle]:
+    box = Throttle(sandbox, namespace, pytester, charts)
     try:
         box.apply_roles()
         yield box
@@ -703,7 +709,13 @@ def test_adapter_retries_a_429_as_often_as_configured_waiting_retry_after(
         assert kube.requests.counts == {"list pods": 4}
     assert throttle.still_holding()
     assert info.value.status == 429
-    assert str(info.value).startswith("API error 429 Too Many Requests: Too many requests")
+    # APF rejects with a plain-text body: the status, the address, what was asked and
+    # the server's own "try again later", then how often the adapter tried
+    assert str(info.value) == (
+        f"API error 429 Too Many Requests: {throttle.server_address()} answered list pods "
+        "with a text/plain text: 'Too many requests, please try again later.' "
+        "(gave up after 4 attempts)"
+    )
     # each wait is the server's Retry-After (APF: 1 s while it rejects little), not the
     # adapter's own backoff (0.5 s, 1 s, 2 s, with jitter)
     assert [attempt for attempt, _, _ in delays] == [1, 2, 3]
@@ -731,7 +743,8 @@ def test_gate_under_sustained_429_ends_with_a_verdict_in_bounded_time(
     verdicts = throttle.verdicts()
     cluster = verdicts[CLUSTER_CHECK]
     assert "API server is throttling the gate (429 Too Many Requests)" in cluster
-    assert "API error 429 Too Many Requests: Too many requests, please try again later" in cluster
+    assert f"API error 429 Too Many Requests: {throttle.server_address()} answered " in cluster
+    assert "with a text/plain text: 'Too many requests, please try again later.'" in cluster
     assert "(gave up after 4 attempts)" in cluster
     assert (
         "API server is throttling the gate (429 Too Many Requests) (see "
@@ -796,7 +809,7 @@ def test_gate_recovers_when_the_throttle_lifts_while_it_retries(
     assert lifted.is_set(), "the gate was never refused"
     assert not lift_errors
     assert held_until_lifted == [True]
-    assert _outcome(result) == {"passed": 13}, output
+    assert _outcome(result) == {"passed": 14}, output
     assert throttle.verdicts()[CLUSTER_CHECK] == "passed"
     assert "429" not in output
     # Each refused request was retried once, after the server's Retry-After, and passed.
@@ -877,7 +890,7 @@ def test_gate_waits_out_a_slow_api_server_and_passes(
 
     assert not release_errors
     assert queued_at, "the gate's requests were never queued"
-    assert _outcome(result) == {"passed": 13}, output
+    assert _outcome(result) == {"passed": 14}, output
     assert throttle.verdicts()[CLUSTER_CHECK] == "passed"
     assert "429" not in output
     assert "did not answer" not in output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +10,7 @@ from cilium_sandbox.build import KUBERNETES_VERSION
 from cilium_sandbox.cluster import Sandbox
 from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 from kubernetes import client
-
-CHARTS = Path(__file__).resolve().parents[1] / "charts"
+from real_chart_dir import Charts
 
 pytestmark = pytest.mark.sandbox
 
@@ -114,8 +112,10 @@ def test_deployment_reaches_one_of_one(sandbox: Sandbox, namespace: str) -> None
 
 @pytest.mark.parametrize("helm_major", [3, 4])
 def test_helm_upgrade_history_rollback_and_values(
-    sandbox: Sandbox, namespace: str, helm_major: int
+    sandbox: Sandbox, namespace: str, charts: Charts, helm_major: int
 ) -> None:
+    old, new = "1.15.0", "1.15.19"  # real charts, a patch upgrade
+
     def helm(*args: str) -> str:
         return sandbox.helm(helm_major, *args, "-n", namespace).stdout
 
@@ -125,7 +125,8 @@ def test_helm_upgrade_history_rollback_and_values(
     helm(
         "install",
         "cilium",
-        str(CHARTS / "1.15.1"),
+        str(charts / old),
+        *charts.values(old, sandbox),
         "--set",
         "cluster.name=sandbox",
         "--wait",
@@ -134,7 +135,7 @@ def test_helm_upgrade_history_rollback_and_values(
     )
     pods = _pods(sandbox, namespace, "k8s-app=cilium")
     assert len(pods) == len(sandbox.topology.nodes)
-    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"quay.io/cilium/cilium:v1.15.1"}
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {charts.images(old).agent}
 
     values = helm("get", "values", "cilium", "-o", "json")
     assert json.loads(values) == {"cluster": {"name": "sandbox"}}
@@ -144,7 +145,7 @@ def test_helm_upgrade_history_rollback_and_values(
             str(sandbox.bin_dir / f"helm{helm_major}"),
             "upgrade",
             "cilium",
-            str(CHARTS / "1.15.18"),
+            str(charts / new),
             "-n",
             namespace,
             "-f",
@@ -157,23 +158,23 @@ def test_helm_upgrade_history_rollback_and_values(
     )
     _rollout(sandbox, namespace, "daemonset/cilium")
     pods = _pods(sandbox, namespace, "k8s-app=cilium")
-    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"quay.io/cilium/cilium:v1.15.18"}
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {charts.images(new).agent}
     assert all(_ready(p) for p in pods)
 
     history = json.loads(helm("history", "cilium", "-o", "json"))
     assert [(h["revision"], h["chart"], h["status"]) for h in history] == [
-        (1, "cilium-1.15.1", "superseded"),
-        (2, "cilium-1.15.18", "deployed"),
+        (1, f"cilium-{old}", "superseded"),
+        (2, f"cilium-{new}", "deployed"),
     ]
 
     helm("rollback", "cilium", "1", "--wait", "--timeout", "2m")
     _rollout(sandbox, namespace, "daemonset/cilium")
     pods = _pods(sandbox, namespace, "k8s-app=cilium")
-    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"quay.io/cilium/cilium:v1.15.1"}
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {charts.images(old).agent}
     history = json.loads(helm("history", "cilium", "-o", "json"))
     assert history[-1]["revision"] == 3
     assert history[-1]["status"] == "deployed"
-    assert history[-1]["chart"] == "cilium-1.15.1"
+    assert history[-1]["chart"] == f"cilium-{old}"
     assert json.loads(helm("get", "values", "cilium", "-o", "json")) == {
         "cluster": {"name": "sandbox"}
     }

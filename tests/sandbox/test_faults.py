@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cilium_sandbox.cluster import LEADER_ELECTED, Sandbox, guarded
 from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
+from real_chart_dir import Charts
 
 from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.gate.settings import Settings
@@ -24,23 +25,23 @@ from pytest_cilium_upgrade.upgrade.steps import StepFailed, UpgradeFlow
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox
 
-CHARTS = Path(__file__).resolve().parents[1] / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
 
 
 def test_helm_killed_mid_upgrade_leaves_pending_upgrade_and_the_gate_refuses(
-    sandbox: Sandbox, namespace: str, faults: Sandbox, pytester: pytest.Pytester
+    sandbox: Sandbox, namespace: str, faults: Sandbox, charts: Charts, pytester: pytest.Pytester
 ) -> None:
     def helm(*args: str) -> str:
         return sandbox.helm(3, *args, "-n", namespace).stdout
 
-    helm("install", "cilium", str(CHARTS / "1.15.18"), "--wait", "--timeout", "2m")
+    sandbox_values = charts.values("1.15.19", sandbox)
+    helm("install", "cilium", str(charts / "1.15.19"), *sandbox_values, "--wait", "--timeout", "2m")
     faults.add_fault(
         PodFault(
             Fault.NEVER_READY,
             namespace=namespace,
             labels={"k8s-app": "cilium"},
-            images=["quay.io/cilium/cilium:v1.16.15"],
+            images=[charts.images("1.16.19").agent],
         )
     )
     upgrade = subprocess.Popen(
@@ -48,7 +49,8 @@ def test_helm_killed_mid_upgrade_leaves_pending_upgrade_and_the_gate_refuses(
             str(sandbox.binaries.helm3),
             "upgrade",
             "cilium",
-            str(CHARTS / "1.16.15"),
+            str(charts / "1.16.19"),
+            *sandbox_values,
             "-n",
             namespace,
             "--wait",
@@ -85,15 +87,14 @@ def test_helm_killed_mid_upgrade_leaves_pending_upgrade_and_the_gate_refuses(
     result = pytester.runpytest(
         "--cilium-upgrade",
         "--cilium-perform-upgrade",
-        "--cilium-target-version=1.16.15",
+        "--cilium-target-version=1.16.19",
         f"--cilium-kubeconfig={sandbox.kubeconfig}",
         f"--cilium-helm={sandbox.binaries.helm3}",
         f"--cilium-namespace={namespace}",
-        f"--cilium-chart={CHARTS}",
+        f"--cilium-chart={charts}",
         "-p",
         "no:cacheprovider",
-        "-k",
-        "snapshot_values or helm_upgrade or release_deployed",
+        "--cilium-timeout=20",
     )
     text = result.stdout.str()
     assert "refusing to upgrade" in text
@@ -195,21 +196,22 @@ class Waiting:
 
 
 def test_apiserver_restarted_while_the_gate_waits_for_the_rollout(
-    outage_sandbox: tuple[Sandbox, str], pytester: pytest.Pytester
+    outage_sandbox: tuple[Sandbox, str], charts: Charts, pytester: pytest.Pytester
 ) -> None:
     sandbox, namespace = outage_sandbox
 
     def helm(*args: str) -> str:
         return sandbox.helm(3, *args, "-n", namespace).stdout
 
-    helm("install", "cilium", str(CHARTS / "1.15.18"), "--wait", "--timeout", "2m")
+    sandbox_values = charts.values("1.15.19", sandbox)
+    helm("install", "cilium", str(charts / "1.15.19"), *sandbox_values, "--wait", "--timeout", "2m")
     # The new agents are held not ready until the API server is back: the rollout cannot
     # finish before, so the gate's wait has to see it through the outage.
     held = PodFault(
         Fault.NEVER_READY,
         namespace=namespace,
         labels={"k8s-app": "cilium"},
-        images=["quay.io/cilium/cilium:v1.16.15"],
+        images=[charts.images("1.16.19").agent],
     )
     sandbox.add_fault(held)
     sandbox.set_logs(ContainerLogs(namespace, "cnp-validator", current=[VALID]))
@@ -224,11 +226,11 @@ def test_apiserver_restarted_while_the_gate_waits_for_the_rollout(
             "-rA",
             "--cilium-upgrade",
             "--cilium-perform-upgrade",
-            "--cilium-target-version=1.16.15",
+            "--cilium-target-version=1.16.19",
             f"--cilium-kubeconfig={sandbox.kubeconfig}",
             f"--cilium-helm={sandbox.binaries.helm3}",
             f"--cilium-namespace={namespace}",
-            f"--cilium-chart={CHARTS}",
+            f"--cilium-chart={charts}",
             f"--cilium-values-snapshot={pytester.path / 'values.yaml'}",
             f"--cilium-state-file={pytester.path / 'state.json'}",
             "--cilium-timeout=240",
@@ -269,8 +271,8 @@ def test_apiserver_restarted_while_the_gate_waits_for_the_rollout(
     assert "unreachable" not in output
     history = json.loads(helm("history", "cilium", "-o", "json"))
     assert [(h["chart"], h["status"]) for h in history] == [
-        ("cilium-1.15.18", "superseded"),
-        ("cilium-1.16.15", "deployed"),
+        ("cilium-1.15.19", "superseded"),
+        ("cilium-1.16.19", "deployed"),
     ]
     sandbox.wait_nodes_ready(timeout=30)  # every node Ready with only its own taints
 

@@ -8,11 +8,10 @@ of reading them are compared field by field.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from cilium_sandbox.cluster import Sandbox
 from cilium_sandbox.helm import HelmDriver
+from real_chart_dir import Charts
 
 from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
@@ -20,8 +19,6 @@ from pytest_cilium_upgrade.adapters.helm.normalize import normalize_history_entr
 from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.snapshot.read import RecordReleases
 
-CHARTS = Path(__file__).resolve().parents[1] / "charts"
-STANDINS = ChartSource.parse(str(CHARTS))
 PLANTED = "tok-PLANTED-records-789"
 
 pytestmark = pytest.mark.sandbox
@@ -30,8 +27,10 @@ pytestmark = pytest.mark.sandbox
 @pytest.mark.parametrize("driver", ["secret", "configmap"])
 @pytest.mark.parametrize("major", [3, 4], ids=["helm3", "helm4"])
 def test_records_read_through_the_api_match_helms_own_output(
-    sandbox: Sandbox, namespace: str, major: int, driver: str
+    sandbox: Sandbox, namespace: str, charts: Charts, major: int, driver: str
 ) -> None:
+    charts.use("1.15.0", "1.15.19", "1.16.19")
+    source = ChartSource.parse(str(charts))
     binary = sandbox.binaries.helm3 if major == 3 else sandbox.binaries.helm4
     helm = HelmDriver(
         binary=str(binary),
@@ -41,16 +40,16 @@ def test_records_read_through_the_api_match_helms_own_output(
     try:
         helm.install(
             "cilium",
-            STANDINS,
-            "1.15.1",
+            source,
+            "1.15.0",
             namespace,
             set_values=["cluster.name=sandbox"],
             timeout_s=60,
         )
         helm.upgrade(
             "cilium",
-            STANDINS,
-            "1.15.18",
+            source,
+            "1.15.19",
             namespace,
             values={"cluster": {"name": "sandbox"}, "hubble": {"token": PLANTED}},
             timeout_s=60,
@@ -58,8 +57,8 @@ def test_records_read_through_the_api_match_helms_own_output(
         helm.rollback("cilium", 1, namespace, timeout_s=60)
         helm.install(
             "cilium-preflight",
-            STANDINS,
-            "1.16.15",
+            source,
+            "1.16.19",
             namespace,
             set_values=list(defaults.PREFLIGHT_SET_VALUES),
             timeout_s=60,
@@ -82,9 +81,9 @@ def test_records_read_through_the_api_match_helms_own_output(
 
         history = records.history("cilium", namespace)
         assert [(e["revision"], e["status"], e["chart"]) for e in history] == [
-            (1, "superseded", "cilium-1.15.1"),
-            (2, "superseded", "cilium-1.15.18"),
-            (3, "deployed", "cilium-1.15.1"),
+            (1, "superseded", "cilium-1.15.0"),
+            (2, "superseded", "cilium-1.15.19"),
+            (3, "deployed", "cilium-1.15.0"),
         ]
         # the rollback restored revision 1's values: the planted token is only in history
         assert records.get_values("cilium", namespace) == {"cluster": {"name": "sandbox"}}

@@ -18,13 +18,13 @@ from cilium_sandbox.cluster import Sandbox
 from cilium_sandbox.faults import ContainerLogs, Fault, PodFault
 from identities import CLUSTER_SCOPED, into_namespace, shipped_roles, token_kubeconfig
 from junit_report import junit_verdicts
+from real_chart_dir import Charts
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC_FILES = ("checks-clusterrole.yaml", "checks-role.yaml", "upgrade-role.yaml")
-CHARTS = ROOT / "tests" / "charts"
 VALID = 'level=info msg="All CCNPs and CNPs valid!" subsys=preflight'
 PREFLIGHT_SETS = (
     "--set",
@@ -42,10 +42,13 @@ READ_VERBS = {"get", "list", "watch"}
 class Rbac:
     """The shipped roles in one test's namespace, and a gate run as either identity."""
 
-    def __init__(self, sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> None:
+    def __init__(
+        self, sandbox: Sandbox, namespace: str, pytester: pytest.Pytester, charts: Charts
+    ) -> None:
         self.sandbox = sandbox
         self.ns = namespace
         self.pytester = pytester
+        self.charts = charts
         self.snapshot = pytester.path / "values.yaml"
         self.state = pytester.path / "state.json"
         self.junit = pytester.path / "junit.xml"
@@ -86,14 +89,16 @@ class Rbac:
         return self.sandbox.helm(3, *args, "-n", self.ns).stdout
 
     def install(self, version: str) -> None:
-        self.helm("install", "cilium", str(CHARTS / version), "--wait", "--timeout", "2m")
+        chart = str(self.charts / version)
+        sandbox = self.charts.values(version, self.sandbox)
+        self.helm("install", "cilium", chart, *sandbox, "--wait", "--timeout", "2m")
 
     def preflight(self, version: str) -> None:
         self.sandbox.set_logs(ContainerLogs(self.ns, "cnp-validator", current=[VALID]))
         self.helm(
             "install",
             "cilium-preflight",
-            str(CHARTS / version),
+            str(self.charts / version),
             *PREFLIGHT_SETS,
             "--wait",
             "--timeout",
@@ -123,12 +128,13 @@ class Rbac:
     def gate(self, kubeconfig: Path, *args: str, helm_major: int = 3) -> pytest.RunResult:
         binaries = self.sandbox.binaries
         helm = binaries.helm3 if helm_major == 3 else binaries.helm4
+        self.charts.use_targets(args)
         return self.pytester.runpytest(
             "--cilium-upgrade",
             f"--cilium-kubeconfig={kubeconfig}",
             f"--cilium-helm={helm}",
             f"--cilium-namespace={self.ns}",
-            f"--cilium-chart={CHARTS}",
+            f"--cilium-chart={self.charts}",
             f"--cilium-values-snapshot={self.snapshot}",
             f"--cilium-state-file={self.state}",
             f"--junitxml={self.junit}",
@@ -163,8 +169,10 @@ class Rbac:
 
 
 @pytest.fixture
-def rbac(sandbox: Sandbox, namespace: str, pytester: pytest.Pytester) -> Iterator[Rbac]:
-    box = Rbac(sandbox, namespace, pytester)
+def rbac(
+    sandbox: Sandbox, namespace: str, pytester: pytest.Pytester, charts: Charts
+) -> Iterator[Rbac]:
+    box = Rbac(sandbox, namespace, pytester, charts)
     try:
         box.apply_roles()
         yield box
@@ -211,8 +219,8 @@ def test_read_only_roles_grant_only_reads_and_bindings_name_shipped_roles() -> N
 
 @pytest.mark.parametrize("helm_major", [3, 4])
 def test_pre_checks_pass_under_the_read_only_roles(rbac: Rbac, helm_major: int) -> None:
-    rbac.install("1.15.18")
-    rbac.preflight("1.16.15")
+    rbac.install("1.15.19")
+    rbac.preflight("1.16.19")
     reader = rbac.kubeconfig(READER)
     for verb, resource in (
         ("create", "secrets"),
@@ -226,11 +234,11 @@ def test_pre_checks_pass_under_the_read_only_roles(rbac: Rbac, helm_major: int) 
     result = rbac.gate(
         reader,
         "--cilium-phase=pre",
-        "--cilium-target-version=1.16.15",
+        "--cilium-target-version=1.16.19",
         "--cilium-write-snapshot",
         helm_major=helm_major,
     )
-    assert _outcome(result) == {"passed": 13}, result.stdout.str()
+    assert _outcome(result) == {"passed": 14}, result.stdout.str()
     assert "forbidden" not in result.stdout.str().lower()  # no read was refused either
     verdicts = rbac.verdicts()
     assert verdicts["cilium-upgrade.pre::cluster_reachable_and_access_allowed"] == "passed"
@@ -239,20 +247,20 @@ def test_pre_checks_pass_under_the_read_only_roles(rbac: Rbac, helm_major: int) 
 
 
 def test_post_checks_pass_under_the_read_only_roles(rbac: Rbac) -> None:
-    rbac.install("1.15.18")
-    rbac.preflight("1.16.15")
+    rbac.install("1.15.19")
+    rbac.preflight("1.16.19")
     reader = rbac.kubeconfig(READER)
     pre = rbac.gate(
-        reader, "--cilium-phase=pre", "--cilium-target-version=1.16.15", "--cilium-write-snapshot"
+        reader, "--cilium-phase=pre", "--cilium-target-version=1.16.19", "--cilium-write-snapshot"
     )
-    assert _outcome(pre) == {"passed": 13}, pre.stdout.str()
+    assert _outcome(pre) == {"passed": 14}, pre.stdout.str()
 
     # the upgrade itself, by an administrator
     rbac.helm("uninstall", "cilium-preflight", "--wait")
     rbac.helm(
         "upgrade",
         "cilium",
-        str(CHARTS / "1.16.15"),
+        str(rbac.charts / "1.16.19"),
         "-f",
         str(rbac.snapshot),
         "--wait",
@@ -261,7 +269,7 @@ def test_post_checks_pass_under_the_read_only_roles(rbac: Rbac) -> None:
     )
     rbac.sandbox.kubectl("rollout", "status", "-n", rbac.ns, "daemonset/cilium", "--timeout=60s")
 
-    post = rbac.gate(reader, "--cilium-phase=post", "--cilium-target-version=1.16.15")
+    post = rbac.gate(reader, "--cilium-phase=post", "--cilium-target-version=1.16.19")
     assert _outcome(post) == {"passed": 7}, post.stdout.str()
     assert "forbidden" not in post.stdout.str().lower()
     assert _not_passed(rbac.verdicts(), "post") == {}
@@ -271,9 +279,9 @@ def test_post_checks_pass_under_the_read_only_roles(rbac: Rbac) -> None:
 def test_performing_the_upgrade_under_the_read_only_roles_stops_at_the_first_write(
     rbac: Rbac,
 ) -> None:
-    rbac.install("1.15.18")
+    rbac.install("1.15.19")
     reader = rbac.kubeconfig(READER)
-    result = rbac.flow(reader, "1.16.15")
+    result = rbac.flow(reader, "1.16.19")
     assert result.ret != 0
     verdicts = rbac.verdicts()
     user = f'User "system:serviceaccount:{rbac.ns}:{READER}"'
@@ -295,7 +303,7 @@ def test_performing_the_upgrade_under_the_read_only_roles_stops_at_the_first_wri
 
     # nothing half-done: no pre-flight, no lock, the release as it was
     assert rbac.releases() == ["cilium"]
-    assert rbac.history() == [(1, "cilium-1.15.18", "deployed")]
+    assert rbac.history() == [(1, "cilium-1.15.19", "deployed")]
     assert "cilium-upgrade-lock" not in rbac.leases()
     assert rbac.preflight_cluster_objects() == ""
     rbac.assert_no_token_in(result)
@@ -306,16 +314,16 @@ def test_performing_the_upgrade_under_the_read_only_roles_stops_at_the_first_wri
 
 @pytest.mark.parametrize("helm_major", [3, 4])
 def test_gated_upgrade_passes_under_the_upgrade_role(rbac: Rbac, helm_major: int) -> None:
-    rbac.install("1.15.18")
+    rbac.install("1.15.19")
     upgrader = rbac.kubeconfig(UPGRADER)
-    result = rbac.flow(upgrader, "1.16.15", helm_major=helm_major)
+    result = rbac.flow(upgrader, "1.16.19", helm_major=helm_major)
     assert result.ret == 0, result.stdout.str()
     verdicts = rbac.verdicts()
     for phase in ("prepare", "pre", "upgrade", "post"):
         assert _not_passed(verdicts, phase) == {}, result.stdout.str()
     assert rbac.history() == [
-        (1, "cilium-1.15.18", "superseded"),
-        (2, "cilium-1.16.15", "deployed"),
+        (1, "cilium-1.15.19", "superseded"),
+        (2, "cilium-1.16.19", "deployed"),
     ]
     assert rbac.releases() == ["cilium"]
     assert "cilium-upgrade-lock" not in rbac.leases()
@@ -324,28 +332,28 @@ def test_gated_upgrade_passes_under_the_upgrade_role(rbac: Rbac, helm_major: int
 
 
 def test_rollback_passes_under_the_upgrade_role(rbac: Rbac) -> None:
-    rbac.install("1.15.18")
+    rbac.install("1.15.19")
     rbac.sandbox.add_fault(
         PodFault(
             Fault.CRASH_LOOP,
             namespace=rbac.ns,
             labels={"k8s-app": "cilium"},
-            images=["quay.io/cilium/cilium:v1.16.15"],
+            images=[rbac.charts.images("1.16.19").agent],
             nodes=["cilium-upgrade-worker2"],
             restarts=4,
         )
     )
     upgrader = rbac.kubeconfig(UPGRADER)
-    result = rbac.flow(upgrader, "1.16.15", "--cilium-timeout=10")
+    result = rbac.flow(upgrader, "1.16.19", "--cilium-timeout=10")
     assert result.ret != 0
     verdicts = rbac.verdicts()
     assert "timed out" in verdicts["cilium-upgrade.upgrade::wait_rollout"]
     assert verdicts["cilium-upgrade.rollback::helm_rollback"] == "passed"
     assert _not_passed(verdicts, "rollback") == {}, result.stdout.str()
     assert rbac.history() == [
-        (1, "cilium-1.15.18", "superseded"),
-        (2, "cilium-1.16.15", "superseded"),
-        (3, "cilium-1.15.18", "deployed"),
+        (1, "cilium-1.15.19", "superseded"),
+        (2, "cilium-1.16.19", "superseded"),
+        (3, "cilium-1.15.19", "deployed"),
     ]
     # the rollback removed what only 1.16 renders
     assert (

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from cilium_sandbox.cluster import Sandbox
 from kubernetes import client
+from real_chart_dir import Charts
 
 from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.errors import NoAnswer
@@ -32,7 +33,6 @@ from pytest_cilium_upgrade.errors import NoAnswer
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.sandbox
 
-CHARTS = Path(__file__).resolve().parents[1] / "charts"
 HANDSHAKE = 8 * 1024  # what a connection made while trickling gets at once
 MAX_TRICKLE_S = 60.0  # the relay gives up on a connection after this
 
@@ -163,7 +163,7 @@ def test_a_list_whose_body_trickles_in_ends_at_the_request_timeout(
 
 
 def test_the_gate_ends_with_a_verdict_when_answers_trickle_in(
-    relay: tuple[Relay, Path], sandbox: Sandbox, pytester: pytest.Pytester
+    relay: tuple[Relay, Path], sandbox: Sandbox, charts: Charts, pytester: pytest.Pytester
 ) -> None:
     box, kubeconfig = relay
     box.trickle.set()
@@ -171,11 +171,11 @@ def test_the_gate_ends_with_a_verdict_when_answers_trickle_in(
     result = pytester.runpytest(
         "--cilium-upgrade",
         "--cilium-phase=pre",
-        "--cilium-target-version=1.16.15",
+        "--cilium-target-version=1.16.19",
         f"--cilium-kubeconfig={kubeconfig}",
         f"--cilium-helm={sandbox.binaries.helm3}",
         "--cilium-namespace=kube-system",
-        f"--cilium-chart={CHARTS}",
+        f"--cilium-chart={charts}",
         f"--cilium-state-file={pytester.path / 'state.json'}",
         "--cilium-request-timeout=2",
         "-p",
