@@ -14,6 +14,9 @@
 #   GATE_CHART             chart: a repository reference (default cilium/cilium), an
 #                          oci:// reference, or a chart directory or archive (relative
 #                          paths are taken from GATE_WORKSPACE)
+#   GATE_CHART_REPO        URL of the chart repository to take GATE_CHART from (cilium or
+#                          cilium/cilium names the chart in it); nothing is added to
+#                          helm's repositories, and no `helm repo update` is needed
 #   GATE_VALUES_FILES      values files for the upgrade, one per line
 #   GATE_SET               KEY=VALUE overrides for the upgrade, one per line
 #   GATE_UPGRADE_COMPATIBILITY  upgradeCompatibility (X.Y) for the upgrade
@@ -109,6 +112,7 @@ if [[ $chart != oci://* && -e $(from_workspace "$chart") ]]; then
     chart=$(from_workspace "$chart")
 fi
 args+=("--cilium-chart=$chart")
+if [[ -n ${GATE_CHART_REPO:-} ]]; then args+=("--cilium-chart-repo=$GATE_CHART_REPO"); fi
 
 while IFS= read -r line; do
     line=${line#"${line%%[![:space:]]*}"}
