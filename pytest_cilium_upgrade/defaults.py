@@ -16,6 +16,8 @@ DEFAULT_RELEASE: Final = "cilium"
 DEFAULT_PREFLIGHT_RELEASE: Final = "cilium-preflight"
 CHART_NAME: Final = "cilium"
 CHART_REF: Final = "cilium/cilium"
+# The repository CHART_REF's ``cilium`` names, as Cilium's install guide adds it.
+CHART_REPO_URL: Final = "https://helm.cilium.io/"
 
 # The Lease (coordination.k8s.io) in the release namespace that one gated upgrade
 # holds at a time.
@@ -76,17 +78,58 @@ PREFLIGHT_NODE_SELECTOR_VALUE: Final = "preflight.nodeSelector"
 PREFLIGHT_AFFINITY_VALUE: Final = "preflight.affinity"
 
 # --------------------------------------------------------------------------- CNP validator log
+# What ``cilium preflight validate-cnp`` (``cilium-dbg`` from 1.15) logs, 1.12 to 1.20; the
+# line formats of each version are described in checks/validator_log.py.
+
+CNP_KIND: Final = "CiliumNetworkPolicy"
+CCNP_KIND: Final = "CiliumClusterwideNetworkPolicy"
+# Up to 1.17 the policy is a field named after its kind (``CiliumNetworkPolicy=ns/name``,
+# ``CiliumClusterwideNetworkPolicy=name``); from 1.18 ``type=<kind> name=<ns/name|name>``.
+CNP_KINDS: Final = (CNP_KIND, CCNP_KIND)
+CNP_TYPE_FIELD: Final = "type"
+CNP_NAME_FIELD: Final = "name"
+CNP_ERROR_FIELDS: Final = ("error", "err")
+# The validator package's lines about one policy name it by its bare name (no namespace).
+CNP_NOTE_NAME_FIELDS: Final = {
+    "ciliumNetworkPolicyName": CNP_KIND,
+    "ciliumClusterwideNetworkPolicyName": CCNP_KIND,
+}
+# Notes logged once per run (``sync.Once``): they name only the first policy concerned.
+CNP_ONCE_PER_RUN_NOTES: Final = (
+    "with a match on the 'reserved:init' labels",  # 1.12.14+ to 1.19
+    "with a wildcard to/from endpoint selector",  # 1.12.0 to 1.14.1
+)
 
 CNP_ALL_VALID: Final = "All CCNPs and CNPs valid!"
+CNP_VALIDATION_OK: Final = "Validation OK!"
+CNP_UNEXPECTED_VALIDATION_ERROR: Final = "Unexpected validation error"
+# ``Found invalid <Kind>`` names only the first kind with an invalid policy (CNPs first).
+CNP_FOUND_INVALID: Final = "Found invalid"
+# How a run that stopped is wrapped (the hive's lifecycle, 1.13+): the cause is what counts.
+CNP_FAILED_TO_START: Final = "failed to start: "
+CNP_RUN_ERROR_WRAPPERS: Final = (
+    "Start hook failed",
+    "Failed to start hive",  # 1.17.17+
+    "Start failed",  # 1.16.x, 1.17.0
+)
+CNP_K8S_NOT_CONFIGURED: Final = "Kubernetes client not configured"
+# Exit status of a run that found invalid policies: logrus Fatal (exit 1) up to 1.17,
+# Cilium's slog fatal (``os.Exit(-1)``, 255) from 1.18.
+CNP_INVALID_EXIT_STATUS_LOGRUS: Final = 1
+CNP_INVALID_EXIT_STATUS_SLOG: Final = 255
+# Charts up to 1.15 give the cnp-validator a liveness probe that kills (SIGKILL, exit
+# status 137) a validation still running after about 15 s.
+CNP_LIVENESS_PROBE_LAST_CHART: Final = "1.15"
+SIGKILL_EXIT_STATUS: Final = 137
+
+# Identity-excluded labels: proposed upstream (cilium/cilium#46682), not released; both
+# drafts' lines are recognised.
 CNP_ALL_VALID_IDENTITY_EXCLUDED: Final = (
     "All CCNPs and CNPs are valid, but some policies reference identity-excluded labels!"
 )
-CNP_VALIDATION_OK: Final = "Validation OK!"
-CNP_UNEXPECTED_VALIDATION_ERROR: Final = "Unexpected validation error"
+CNP_IDENTITY_EXCLUDED_SUMMARY: Final = "selectors referencing identity-excluded labels"
 CNP_UNABLE_TO_PARSE: Final = "Unable to parse policy for identity-label check"
-CNP_FOUND_INVALID: Final = "Found invalid"
-CNP_EXCLUDED_LABEL_WARNING: Final = "Policy selector references a label excluded"
-CNP_K8S_NOT_CONFIGURED: Final = "Kubernetes client not configured"
+CNP_EXCLUDED_LABEL_WARNING: Final = "excluded from the security identity"
 
 # --------------------------------------------------------------------------- Helm
 
@@ -207,3 +250,31 @@ CoveragePolicy = Literal["warn", "strict"]
 COVERAGE_POLICIES: tuple[CoveragePolicy, ...] = ("warn", "strict")
 # Agent container restarts the post checks tolerate.
 DEFAULT_MAX_AGENT_RESTARTS = 1
+# What value paths the target chart no longer defines mean: a warning (warn) or a
+# failure (strict).
+ValuesCheckPolicy = Literal["warn", "strict"]
+VALUES_CHECK_POLICIES: tuple[ValuesCheckPolicy, ...] = ("warn", "strict")
+
+# --------------------------------------------------------------------------- chart values
+# The files of a chart that say which values it defines.
+CHART_VALUES_FILE: Final = "values.yaml"
+CHART_SCHEMA_FILE: Final = "values.schema.json"
+# Where the upgrade notes of a minor (``1.15``) are: removed and renamed values.
+UPGRADE_NOTES_URL: Final = "https://docs.cilium.io/en/v{minor}/operations/upgrade/#upgrade-notes"
+# Values whose contents the chart hands to Kubernetes as they are (``toYaml``), although
+# its defaults give them some keys: whatever is set below them is not the chart's to
+# define. Keys ending in one of FREE_FORM_VALUE_SUFFIXES (``podLabels``,
+# ``serviceAnnotations``, ...) are free-form too.
+FREE_FORM_VALUE_KEYS: Final = frozenset(
+    {
+        "affinity",
+        "appArmorProfile",
+        "nodeSelector",
+        "podSecurityContext",
+        "resources",
+        "seLinuxOptions",
+        "seccompProfile",
+        "updateStrategy",
+    }
+)
+FREE_FORM_VALUE_SUFFIXES: Final = ("annotations", "labels")

@@ -49,6 +49,17 @@ class ApiError(GateError):
         self.reason = reason
 
 
+class NotAnApi(ApiError):
+    """An answer no Kubernetes API server gives (an HTML page, plain text, a JSON array):
+    the address is a proxy's, a load balancer's or another program's. ``status`` is the
+    HTTP status it came with, 200 included."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        GateError.__init__(self, message)
+        self.status = status
+        self.reason = reason
+
+
 class HelmFailed(GateError):
     """``helm`` exited non-zero; ``stderr`` is already redacted and truncated."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "choice_of",
     "parse_bool",
     "parse_chart",
+    "parse_chart_repo",
     "parse_executable",
     "parse_kubeconfig",
     "parse_minor_version",
@@ -155,6 +157,11 @@ def parse_non_negative_int(raw: object, ctx: ParseContext) -> int:
     return raw
 
 
+# The longest time a timeout may be: a week is far beyond any CI job, and far below what
+# the clocks of sockets, locks and subprocesses can hold (1e10 s overflows them).
+MAX_SECONDS = 7 * 24 * 3600
+
+
 def parse_positive_seconds(raw: object, ctx: ParseContext) -> float:
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise ValueError(f"expected a number of seconds, got {_type_name(raw)} {raw!r}")
@@ -167,6 +174,8 @@ def parse_positive_seconds(raw: object, ctx: ParseContext) -> float:
         value = float(raw)
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{raw!r} is not a positive number of seconds")
+    if value > MAX_SECONDS:
+        raise ValueError(f"{raw!r} is more than a week ({MAX_SECONDS} seconds)")
     return value
 
 
@@ -246,6 +255,26 @@ def parse_chart(raw: object, ctx: ParseContext) -> str:
         return value
     if _looks_like_path(value) or os.path.exists(ctx.base / _expand_home(value, ctx.environ)):
         return str(absolute_path(value, ctx))
+    return value
+
+
+def parse_chart_repo(raw: object, ctx: ParseContext) -> str:
+    """A chart repository URL (http or https), without credentials: it is shown in
+    reports and in every helm command. The chart source checks the rest."""
+    value = _text(raw)
+    if not value.startswith(("https://", "http://")):
+        shown = repr(value) if "@" not in value else "the value"
+        raise ValueError(f"{shown} is not a chart repository URL (https://... or http://...)")
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a valid URL: {exc}") from exc
+    if "@" in parts.netloc:
+        raise ValueError(
+            "the URL holds credentials, which reports and helm commands would show: add"
+            " the repository to helm yourself (helm repo add NAME URL --username USER"
+            " --password-stdin) and give --cilium-chart NAME/cilium"
+        )
     return value
 
 

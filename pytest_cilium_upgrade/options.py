@@ -27,12 +27,14 @@ from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.defaults import (
     COVERAGE_POLICIES,
     DEFAULT_MAX_AGENT_RESTARTS,
+    VALUES_CHECK_POLICIES,
 )
 from pytest_cilium_upgrade.option_parsers import (
     Parser,
     choice_of,
     parse_bool,
     parse_chart,
+    parse_chart_repo,
     parse_executable,
     parse_kubeconfig,
     parse_minor_version,
@@ -297,11 +299,21 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
     ),
     _option(
         "chart",
-        "Chart to upgrade to: a repository reference such as cilium/cilium,"
-        " or a chart directory or archive.",
+        "Chart to upgrade to: a repository reference such as cilium/cilium, an oci://"
+        " reference, or a chart directory or archive.",
         parse_chart,
         defaults.CHART_REF,
         metavar="CHART",
+    ),
+    _option(
+        "chart-repo",
+        "URL of the chart repository to take the chart from (a mirror, say):"
+        " --cilium-chart then names the chart in it (cilium, or cilium/cilium)."
+        " Every helm command names the repository itself (--repo URL), so its index"
+        " is always current and your helm repositories are left unchanged.",
+        parse_chart_repo,
+        None,
+        metavar="URL",
     ),
     _option(
         "target-version",
@@ -348,6 +360,16 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         "warn",
         choices=COVERAGE_POLICIES,
         metavar="{" + ",".join(COVERAGE_POLICIES) + "}",
+    ),
+    _option(
+        "values-check",
+        "What values set for the release that the target chart no longer defines"
+        " (not in its values.yaml or values.schema.json) mean: a warning (warn) or a"
+        " failure (strict).",
+        choice_of(VALUES_CHECK_POLICIES),
+        "warn",
+        choices=VALUES_CHECK_POLICIES,
+        metavar="{" + ",".join(VALUES_CHECK_POLICIES) + "}",
     ),
     _option(
         "max-agent-restarts",
@@ -423,7 +445,9 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
     _option(
         "values-file",
         "Extra values file for helm upgrade, after the snapshot (repeatable; one per"
-        " line in the environment or ini).",
+        " line in the environment or ini). With --cilium-perform-upgrade, or with"
+        " --cilium-phase pre and post around your own upgrade: pre renders the target"
+        " with it and records it for post.",
         parse_paths,
         "",
         kind="list",
@@ -433,7 +457,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
     _option(
         "set",
         "Extra KEY=VALUE for helm upgrade --set, applied last (repeatable; one per line"
-        " in the environment or ini).",
+        " in the environment or ini). Used as --cilium-values-file is.",
         parse_set_values,
         "",
         kind="list",

@@ -11,7 +11,7 @@ themselves live in one module per concern.
 
 from __future__ import annotations
 
-from pytest_cilium_upgrade.checks.params import CheckParams
+from pytest_cilium_upgrade.checks.params import CheckParams, IntendedValues
 from pytest_cilium_upgrade.checks.registry import (
     CHECKS,
     CheckFunction,
@@ -23,7 +23,6 @@ from pytest_cilium_upgrade.checks.registry import (
 )
 from pytest_cilium_upgrade.checks.release import release_deployed
 from pytest_cilium_upgrade.checks.result import CheckResult, Status
-from pytest_cilium_upgrade.checks.values import deep_merge, nest_dotted
 from pytest_cilium_upgrade.phases import CHECK_PHASES, Phase
 
 __all__ = [
@@ -33,12 +32,11 @@ __all__ = [
     "CheckParams",
     "CheckResult",
     "CheckSpec",
+    "IntendedValues",
     "Phase",
     "Status",
     "checks_for_phase",
-    "deep_merge",
     "get_check",
-    "nest_dotted",
     "redactor_for",
     "release_deployed",
     "run_check",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.checks.params import CheckParams
 from pytest_cilium_upgrade.checks.result import CheckResult, _fail, _pass, _warn
-from pytest_cilium_upgrade.snapshot.model import ClusterSnapshot
+from pytest_cilium_upgrade.snapshot.model import ApiFailure, ClusterSnapshot
 from pytest_cilium_upgrade.versions import parse_helm_client_version
 
 
@@ -13,8 +13,11 @@ def cluster_reachable_and_access_allowed(
     snapshot: ClusterSnapshot, params: CheckParams
 ) -> CheckResult:
     """The API server answers and our identity may read everything the checks read."""
-    if snapshot.api_error:
-        return _api_failure(snapshot.api_error, snapshot.api_status, snapshot.api_no_answer)
+    failure = snapshot.api_failure
+    if failure is not None:
+        if failure.headline:
+            return _fail(failure.headline, [failure.message, *_advice(failure)])
+        return _api_failure(failure)
     denied: list[str] = []
     unknown: list[str] = []
     for req in params.required_access:
@@ -51,7 +54,17 @@ def cluster_reachable_and_access_allowed(
     )
 
 
-def _api_failure(error: str, status: int | None, no_answer: bool = False) -> CheckResult:
+def _advice(failure: ApiFailure) -> list[str]:
+    if failure.status is None:  # the kubeconfig could not be used
+        return ["check the kubeconfig (--cilium-kubeconfig, $KUBECONFIG) and --cilium-context"]
+    return [
+        "the kubeconfig's server address reaches something else: a proxy, a load balancer"
+        " or a wrong port; point it at the Kubernetes API server"
+    ]
+
+
+def _api_failure(failure: ApiFailure) -> CheckResult:
+    error, status, no_answer = failure.message, failure.status, failure.no_answer
     if status == 429:
         return _fail(
             "API server is throttling the gate (429 Too Many Requests)",

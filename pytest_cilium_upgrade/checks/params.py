@@ -13,6 +13,25 @@ from pytest_cilium_upgrade.versions import Version
 CoveragePolicy = defaults.CoveragePolicy
 COVERAGE_POLICIES = defaults.COVERAGE_POLICIES
 DEFAULT_MAX_AGENT_RESTARTS = defaults.DEFAULT_MAX_AGENT_RESTARTS
+ValuesCheckPolicy = defaults.ValuesCheckPolicy
+VALUES_CHECK_POLICIES = defaults.VALUES_CHECK_POLICIES
+
+
+@dataclass(frozen=True)
+class IntendedValues:
+    """The user-supplied values the release is to have after the upgrade, as Helm computes
+    them from the values snapshot, the upgrade's values files and ``--set`` items: what
+    ``helm get values`` prints after ``helm upgrade -f SNAPSHOT -f FILE... --set ITEM...``.
+
+    ``values`` is None when Helm could not compute them (``error`` says why, naming no
+    value); it may hold secrets and is never shown. ``overrides`` counts the values files
+    and ``--set`` items; ``origin`` says where they came from.
+    """
+
+    values: Mapping[str, Any] | None = field(default=None, repr=False)
+    overrides: int = 0
+    origin: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -21,8 +40,9 @@ class CheckParams:
 
     ``target`` is the chart version to upgrade to, parsed once by the caller (None:
     the checks that need it skip). ``recorded_revision`` and ``baseline_restarts``
-    come from the pre-upgrade snapshot; ``intended_overrides`` are the values the
-    upgrade sets on top of the snapshot; ``expected_images`` (component name ->
+    come from the pre-upgrade snapshot; ``intended`` are the values the release is to
+    have when the upgrade adds values files or ``--set`` items to the snapshot (None:
+    the snapshot's own); ``expected_images`` (component name ->
     image) are optional pins, e.g. taken from the rendered target chart, for
     components with their own version scheme such as Envoy.
     """
@@ -34,9 +54,11 @@ class CheckParams:
     target: Version | None = None
     allow_downgrade: bool = False
     coverage_policy: CoveragePolicy = "warn"
+    # what values the target chart no longer defines mean (warn, or strict: a failure)
+    values_check: ValuesCheckPolicy = "warn"
     max_agent_restarts: int = DEFAULT_MAX_AGENT_RESTARTS
     recorded_revision: int | None = None
-    intended_overrides: Mapping[str, Any] = field(default_factory=dict)
+    intended: IntendedValues | None = None
     baseline_restarts: Mapping[str, int] = field(default_factory=dict)
     expected_images: Mapping[str, str] = field(default_factory=dict)
     required_access: tuple[defaults.AccessRequirement, ...] = defaults.REQUIRED_ACCESS
@@ -46,6 +68,11 @@ class CheckParams:
             raise ValueError(
                 f"coverage policy must be one of {', '.join(COVERAGE_POLICIES)},"
                 f" not {self.coverage_policy!r}"
+            )
+        if self.values_check not in VALUES_CHECK_POLICIES:
+            raise ValueError(
+                f"values check policy must be one of {', '.join(VALUES_CHECK_POLICIES)},"
+                f" not {self.values_check!r}"
             )
         if self.max_agent_restarts < 0:
             raise ValueError("max agent restarts must not be negative")

@@ -15,6 +15,7 @@ from pytest_cilium_upgrade.checks.access import (
     cluster_reachable_and_access_allowed,
     helm_client_supported,
 )
+from pytest_cilium_upgrade.checks.chart_values import saved_values_known_to_target_chart
 from pytest_cilium_upgrade.checks.params import CheckParams
 from pytest_cilium_upgrade.checks.preflight import (
     preflight_covers_agent_nodes,
@@ -86,6 +87,7 @@ CHECKS: tuple[CheckSpec, ...] = (
     _spec("pre", upgrade_path_supported, helm=True),
     _spec("pre", values_snapshot_matches_live, helm=True),
     _spec("pre", target_chart_renders_with_snapshot, cluster=False, helm=True),
+    _spec("pre", saved_values_known_to_target_chart, cluster=False, helm=True),
     _spec("pre", preflight_covers_agent_nodes),
     _spec("pre", preflight_runs_target_image),
     _spec("pre", preflight_deployment_ready),
@@ -116,9 +118,8 @@ def get_check(phase: Phase, check_id: str) -> CheckSpec:
 
 def redactor_for(snapshot: ClusterSnapshot, params: CheckParams) -> Redactor:
     """A redactor for every secret in the snapshot file, the live values and the overrides."""
-    return Redactor.from_values(
-        snapshot_values(snapshot).values, snapshot.live_values, params.intended_overrides
-    )
+    intended = params.intended.values if params.intended is not None else None
+    return Redactor.from_values(snapshot_values(snapshot).values, snapshot.live_values, intended)
 
 
 def run_check(
@@ -128,10 +129,8 @@ def run_check(
     redactor: Redactor | None = None,
 ) -> CheckResult:
     """Run one check: SKIP if what it needs is unreachable, and redact its messages."""
-    if spec.needs_cluster and snapshot.api_error:
-        summary = _api_failure(
-            snapshot.api_error, snapshot.api_status, snapshot.api_no_answer
-        ).summary
+    if spec.needs_cluster and snapshot.api_failure is not None:
+        summary = snapshot.api_failure.headline or _api_failure(snapshot.api_failure).summary
         result = _skip(f"{summary} (see cluster_reachable_and_access_allowed)")
     elif spec.needs_cluster and snapshot.read_errors:
         result = _skip(

@@ -38,14 +38,18 @@ def _last_good_revision(
 
 
 def _release_unreadable(snapshot: ClusterSnapshot) -> CheckResult:
-    return _fail(
-        "release state unreadable",
-        [
-            snapshot.release_error or "",
+    error = snapshot.release_error or ""
+    if "not a Helm release record" in error:
+        advice = (
+            "a record Helm did not write, or one changed since: Helm cannot read it either"
+            " (`helm history` fails on it); remove or repair that object"
+        )
+    else:
+        advice = (
             "the checks read it from Helm's release records: the identity needs get/list on"
-            " them (Secrets, or ConfigMaps with HELM_DRIVER=configmap) in the release namespace",
-        ],
-    )
+            " them (Secrets, or ConfigMaps with HELM_DRIVER=configmap) in the release namespace"
+        )
+    return _fail("release state unreadable", [error, advice])
 
 
 def _release_recovery(
@@ -130,6 +134,8 @@ def upgrade_path_supported(snapshot: ClusterSnapshot, params: CheckParams) -> Ch
     target = params.target
     if target is None:
         return _skip("no target version given")
+    if snapshot.chart_error:
+        return _fail(f"target chart not found: {snapshot.chart_error}")
     current, source = _current_version(snapshot, params)
     if current is None:
         return _fail("current Cilium version unknown (no release chart version, no agent image)")
@@ -139,6 +145,10 @@ def upgrade_path_supported(snapshot: ClusterSnapshot, params: CheckParams) -> Ch
         listed = sorted(v for v in available if v.minor_line == target.minor_line)
         details.append(
             "available " + target.minor_str() + ": " + (", ".join(map(str, listed)) or "none")
+        )
+        details.append(
+            "a version published since helm's local index of a repository was updated is"
+            " not listed: update it (`helm repo update`)"
         )
         return _fail(
             f"target chart version {target} is not available in the chart repository", details

@@ -1,11 +1,12 @@
-"""Helm value semantics (diff, merge, ``--set`` paths, parsing) and the checks on values.
+"""Values: their differences, the values files' parsing, and the checks on values.
 
-Differences name paths only: values themselves may be secret and are never kept.
+Differences name paths only: values themselves may be secret and are never kept. What
+the values of an upgrade with values files and ``--set`` items are is Helm's to say
+(``IntendedValues``, computed by the Helm adapter), never computed here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -84,39 +85,6 @@ def diff_values(expected: Any, actual: Any, prefix: str = "") -> list[ValueDiffe
     return (
         [] if _same_scalar(expected, actual) else [ValueDifference(prefix or "(root)", "changed")]
     )
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's merge of user values: maps merge recursively, anything else is replaced."""
-    merged: dict[str, Any] = dict(base)
-    for key, value in override.items():
-        current = merged.get(key)
-        if isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = deep_merge(current, value)
-        else:
-            merged[key] = value
-    return merged
-
-
-_UNESCAPED_DOT = re.compile(r"(?<!\\)\.")
-
-
-def nest_dotted(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"hubble.relay.enabled": True}`` -> ``{"hubble": {"relay": {"enabled": True}}}``.
-
-    ``\\.`` keeps a dot inside a key, as with ``helm --set``; list indices are not supported.
-    """
-    out: dict[str, Any] = {}
-    for dotted, value in flat.items():
-        parts = [p.replace("\\.", ".") for p in _UNESCAPED_DOT.split(dotted)]
-        out = deep_merge(out, _nest(parts, value))
-    return out
-
-
-def _nest(parts: list[str], value: Any) -> dict[str, Any]:
-    if len(parts) == 1:
-        return {parts[0]: value}
-    return {parts[0]: _nest(parts[1:], value)}
 
 
 @dataclass(frozen=True)
@@ -214,14 +182,27 @@ def target_chart_renders_with_snapshot(
     render = snapshot.target_render
     if render is None:
         return _skip("target chart was not rendered")
+    if snapshot.chart_error and not render.succeeded:
+        return _skip(f"{snapshot.chart_error} (see upgrade_path_supported)")
+    if not render.rendered:
+        # rendered without the cluster's version, Helm 3 would assume Kubernetes v1.20.0
+        message = f"chart {render.chart_version} {render.error}"
+        if snapshot.api_failure is not None:
+            return _skip(f"{message}; see cluster_reachable_and_access_allowed")
+        return _fail(message, ["the chart is rendered as `helm upgrade` would, or not at all"])
+    cluster = f" for Kubernetes {render.kube_version}" if render.kube_version else ""
     if render.succeeded:
-        return _pass(f"chart {render.chart_version} renders with the values snapshot")
+        return _pass(
+            f"chart {render.chart_version} renders with the values snapshot{cluster}"
+            f" and the cluster's {render.api_versions} API versions"
+        )
     lines = _render_error_lines(render.error) or ["(helm printed no error message)"]
     headline = lines[0].strip()
     if headline.lower().startswith("error:"):
         headline = headline[len("error:") :].strip()
     return _fail(
-        f"chart {render.chart_version} does not render with the values snapshot: {headline}",
+        f"chart {render.chart_version} does not render with the values snapshot{cluster}:"
+        f" {headline}",
         [
             *lines,
             "remove or rename the values the new chart rejects (see the upgrade notes of"
@@ -231,18 +212,28 @@ def target_chart_renders_with_snapshot(
 
 
 def values_preserved(snapshot: ClusterSnapshot, params: CheckParams) -> CheckResult:
-    """Live values equal the snapshot plus the intended overrides."""
+    """Live values equal the snapshot with the upgrade's own values, as Helm merges them."""
     parsed = snapshot_values(snapshot)
     if parsed.values is None:
         return _fail(f"values snapshot unusable: {parsed.error}")
     if snapshot.live_values is None:
         return _fail(f"live values of release {params.release} were not collected")
-    expected = deep_merge(parsed.values, params.intended_overrides)
+    intended = params.intended
+    expected: Mapping[str, Any] = parsed.values
+    against = "the snapshot"
+    if intended is not None and intended.overrides:
+        origin = f" ({intended.origin})" if intended.origin else ""
+        against = f"the snapshot with {intended.overrides} override(s){origin}"
+        if intended.values is None:
+            return _fail(
+                f"cannot tell the values intended: Helm did not merge {against}",
+                [intended.error or "(helm printed no error message)"],
+            )
+        expected = intended.values
     diffs = diff_values(expected, snapshot.live_values)
-    n = len(params.intended_overrides)
     if diffs:
         return _fail(
-            f"{len(diffs)} value key(s) differ from the snapshot plus {n} intended override(s)",
-            [f"{d} (expected vs live)" for d in diffs],
+            f"{len(diffs)} value key(s) differ from {against}",
+            [f"{d} (expected vs live)" for d in diffs],  # paths only: values may be secret
         )
-    return _pass(f"live values equal the snapshot plus {n} intended override(s)")
+    return _pass(f"live values equal {against}, as Helm merges them")

@@ -120,8 +120,7 @@ class StepItem(pytest.Item):
         flow = gate.flow
         flow.state.running = f"{self.step.phase}::{self.step.name}"
         try:
-            flow.renew_lock()
-            message = self.step.run(flow)
+            message = flow.run_step(self.step)  # refused out of order
         except StepSkipped as exc:
             flow.state.running = None
             pytest.skip(str(exc))
@@ -162,6 +161,13 @@ class StepItem(pytest.Item):
 def _check_applies(gate: GateSession, phase: Phase) -> None:
     """In a performed upgrade, skip checks whose phase did not happen."""
     flow = gate.flow
+    pending = flow.steps_pending_for(phase)
+    if pending:
+        # the items are sorted at collection; this holds the line at run time
+        raise StepFailed(
+            f"refusing to check {phase} before {', '.join(pending)}: the checks of a "
+            "phase run after the upgrade's steps before them"
+        )
     if gate.settings.dry_run:
         pytest.skip("dry run: nothing is checked")
     if phase == "post":
@@ -210,6 +216,8 @@ class CheckItem(pytest.Item):
         if isinstance(excinfo.value, CheckFailed):
             result = excinfo.value.result
             return "\n".join([result.summary, *(f"  {d}" for d in result.details)])
+        if isinstance(excinfo.value, StepFailed):  # run out of order
+            return "\n".join([excinfo.value.summary, *(f"  {d}" for d in excinfo.value.details)])
         if isinstance(excinfo.value, GateError):
             return f"{type(excinfo.value).__name__}: {excinfo.value}"
         return str(super().repr_failure(excinfo, style=style))

@@ -30,7 +30,11 @@ from typing import Any
 import pytest
 
 from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade.defaults import DEFAULT_MAX_AGENT_RESTARTS, CoveragePolicy
+from pytest_cilium_upgrade.defaults import (
+    DEFAULT_MAX_AGENT_RESTARTS,
+    CoveragePolicy,
+    ValuesCheckPolicy,
+)
 from pytest_cilium_upgrade.option_parsers import ParseContext, absolute_path
 from pytest_cilium_upgrade.options import (
     DEFAULT_HELM,
@@ -76,12 +80,14 @@ class Settings:
     release: str = defaults.DEFAULT_RELEASE
     preflight_release: str = defaults.DEFAULT_PREFLIGHT_RELEASE
     chart: str = defaults.CHART_REF
+    chart_repo: str | None = None
     target_version: Version | None = None
     allow_downgrade: bool = False
     values_snapshot: Path = Path(DEFAULT_VALUES_SNAPSHOT)
     write_snapshot: bool = False
     overwrite_snapshot: bool = False
     preflight_coverage: CoveragePolicy = "warn"
+    values_check: ValuesCheckPolicy = "warn"
     max_agent_restarts: int = DEFAULT_MAX_AGENT_RESTARTS
     timeout: float = DEFAULT_TIMEOUT
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
@@ -210,9 +216,25 @@ class Settings:
                 f"{opt('perform_upgrade')} runs every phase; it cannot be combined with"
                 f" {opt('phase')} {self.phase!r}"
             )
-        for attr in ("dry_run", "keep_preflight", "values_file", "set", "upgrade_compatibility"):
+        for attr in ("dry_run", "keep_preflight"):
             if getattr(self, attr) and not self.perform_upgrade:
                 problems.append(f"{opt(attr)} only applies with --cilium-perform-upgrade")
+        # what the upgrade adds to the snapshot: the gate's own upgrade, or the user's
+        # between a pre and a post run (pre renders with them and records them for post)
+        for attr in ("values_file", "set", "upgrade_compatibility"):
+            if getattr(self, attr) and not self.perform_upgrade and self.phase == "all":
+                problems.append(
+                    f"{opt(attr)} describes the upgrade: it applies with"
+                    " --cilium-perform-upgrade, or with --cilium-phase pre or post around"
+                    " your own helm upgrade"
+                )
+        if self.chart_repo is not None and (
+            self.chart_path is not None or self.chart.startswith("oci://")
+        ):
+            problems.append(
+                f"{opt('chart_repo')} is the repository of a chart name such as cilium/cilium;"
+                f" {opt('chart')} {self.chart} is no chart of a repository: give one or the other"
+            )
         if self.release == self.preflight_release:
             problems.append(
                 f"{opt('release')} and {opt('preflight_release')} are both {self.release!r}:"

@@ -9,16 +9,19 @@
 Steps raise :class:`StepFailed` with a one-line verdict and details; waiting uses
 watches with a deadline and reports progress (:mod:`.waits`), and the run holds the
 namespace's upgrade Lease (:mod:`.lock`). The pre-flight release is uninstalled
-whatever happens, unless asked to keep it.
+whatever happens, unless asked to keep it; after an interruption (Ctrl-C, a CI's
+SIGTERM) the clean-up runs under one short deadline of its own,
+:data:`INTERRUPTED_CLEANUP_S`, whatever the API server or helm do meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, cast
 
 from pytest_cilium_upgrade import checks, defaults
 from pytest_cilium_upgrade.adapters.files import (
@@ -29,15 +32,28 @@ from pytest_cilium_upgrade.adapters.files import (
 from pytest_cilium_upgrade.checks import CheckParams, Status
 from pytest_cilium_upgrade.errors import GateError
 from pytest_cilium_upgrade.gate.settings import Settings
-from pytest_cilium_upgrade.phases import Phase
+from pytest_cilium_upgrade.phases import UPGRADE_PHASES, Phase
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.snapshot.model import HelmRelease
-from pytest_cilium_upgrade.snapshot.read import read_release
+from pytest_cilium_upgrade.snapshot.read import RecordReleases, ReleaseReader, read_release
 from pytest_cilium_upgrade.upgrade.lock import UpgradeLock
 from pytest_cilium_upgrade.upgrade.outcomes import StepFailed, StepSkipped
 from pytest_cilium_upgrade.upgrade.waits import Progress, RolloutWait
 
-__all__ = ["STEPS", "FlowState", "Step", "StepFailed", "StepSkipped", "UpgradeFlow"]
+__all__ = [
+    "INTERRUPTED_CLEANUP_S",
+    "STEPS",
+    "FlowState",
+    "Step",
+    "StepFailed",
+    "StepSkipped",
+    "UpgradeFlow",
+]
+
+# The clean-up of an interrupted run (uninstall the pre-flight, release the lock, read
+# the release's state) ends within this many seconds: a CI cancel sends SIGKILL soon
+# after its SIGTERM (GitHub Actions 10 s after its first signal).
+INTERRUPTED_CLEANUP_S: Final = 7.0
 
 
 @dataclass
@@ -46,6 +62,7 @@ class FlowState:
 
     pre_revision: int | None = None
     pre_version: str | None = None
+    snapshot_written: bool = False  # the live values are in the snapshot file
     preflight_installed: bool = False
     preflight_removed: bool = False
     upgraded_revision: int | None = None
@@ -53,6 +70,7 @@ class FlowState:
     rolled_back: bool = False
     running: str | None = None
     failed_phases: set[str] = field(default_factory=set)
+    steps_run: list[str] = field(default_factory=list)  # `phase::name`, as started
     planned: list[str] = field(default_factory=list)
 
 
@@ -62,6 +80,11 @@ class Step:
     name: str
     doc: str
     run: Callable[[UpgradeFlow], str]
+
+    @property
+    def id(self) -> str:
+        """``phase::name``, as in the item's node id."""
+        return f"{self.phase}::{self.name}"
 
 
 class UpgradeFlow:
@@ -77,8 +100,12 @@ class UpgradeFlow:
         progress: Progress,
         redactor: Callable[[], Redactor],
         sets: Sequence[str] = (),
+        release_records: str | None = None,
     ) -> None:
         self.sets = tuple(sets)
+        # the kind holding Helm's release records ("Secret", "ConfigMap"): the release's
+        # state is then read with one LIST, not with helm processes (see _releases)
+        self.release_records = release_records
         self.settings = settings
         self.kube = kube
         self.helm = helm
@@ -86,6 +113,9 @@ class UpgradeFlow:
         self.progress = progress
         self.redactor = redactor
         self.state = FlowState()
+        self._deadline: float | None = None  # see finishing_by
+        # why the cluster or helm adapter could not be built, when one could not
+        self.unusable: tuple[str, ...] = ()
         self.lock = UpgradeLock(kube, settings.namespace, self.lock_duration)
 
     # ------------------------------------------------------------------ helpers
@@ -100,6 +130,10 @@ class UpgradeFlow:
 
     def _need(self) -> None:
         if self.kube is None or self.helm is None or self.chart is None:
+            if self.unusable:
+                raise StepFailed(
+                    f"cluster or helm not usable: {self.unusable[0]}", self.unusable[1:]
+                )
             raise StepFailed("cluster or helm not usable; see the pre checks for why")
 
     def _plan(self, command: Any) -> str:
@@ -107,8 +141,20 @@ class UpgradeFlow:
         self.state.planned.append(text)
         return text
 
+    def _releases(self, name: str) -> ReleaseReader:
+        """Release ``name``'s state as it is now.
+
+        From one LIST of its Helm release records through the API (strongly consistent:
+        a revision helm has just written is in it) where they are kept there, as the
+        snapshots read them; else from helm's own processes (``status`` and ``get
+        metadata``: two per question), e.g. with HELM_DRIVER=sql.
+        """
+        if self.release_records is None or self.kube is None:
+            return cast(ReleaseReader, self.helm)
+        return RecordReleases(self.kube, self.ns, (name,), self.release_records)
+
     def _release(self, name: str) -> HelmRelease | None:
-        status = self.helm.status(name, self.ns)
+        status = self._releases(name).status(name, self.ns)
         return HelmRelease.from_helm_status(status) if status is not None else None
 
     def gate_closed(self) -> str | None:
@@ -117,10 +163,42 @@ class UpgradeFlow:
             return f"gate closed: the {' and '.join(closed)} phase failed; nothing was upgraded"
         return None
 
+    # ------------------------------------------------------------------ order
+    def run_step(self, step: Step) -> str:
+        """Run ``step`` after renewing the lock if due; refused unless every earlier step ran.
+
+        The gate sorts the items into the order of :data:`STEPS`; this holds the line
+        when something (a plugin, a rerun) runs them otherwise: a step runs once, and
+        only after the steps before it.
+        """
+        ran = self.state.steps_run
+        if step.id in ran:
+            raise StepFailed(f"refusing to run {step.id} again: each step of the upgrade runs once")
+        pending = [s.id for s in STEPS[: STEPS.index(step)] if s.id not in ran]
+        if pending:
+            raise StepFailed(
+                f"refusing to run {step.id} before {', '.join(pending)}: the steps of the "
+                "upgrade run in one order",
+                ["something reordered or left out the gate's items; run it without them"],
+            )
+        ran.append(step.id)
+        self.renew_lock()
+        return step.run(self)
+
+    def steps_pending_for(self, phase: Phase) -> list[str]:
+        """The steps that run before the checks of ``phase`` and have not run yet.
+
+        Those of the earlier phases and of ``phase`` itself (its steps come before
+        its checks).
+        """
+        upto = UPGRADE_PHASES[: UPGRADE_PHASES.index(phase) + 1]
+        return [s.id for s in STEPS if s.phase in upto and s.id not in self.state.steps_run]
+
     # ------------------------------------------------------------------ the lock
     @property
     def lock_duration(self) -> int:
-        """Long enough for any one step, renewed before each: a dead run frees it soon."""
+        """Long enough for any one step, with two thirds of it left whenever a step starts
+        (see :class:`UpgradeLock`): a dead run frees it soon."""
         return int(max(120.0, 2 * self.settings.timeout + 60))
 
     def renew_lock(self) -> None:
@@ -134,7 +212,8 @@ class UpgradeFlow:
         """Save the live values (0600, atomic) and record the release revision."""
         self._need()
         s = self.settings
-        snapshot = read_release(self.helm, self.ns, s.release)
+        reader = self._releases(s.release)  # the revision and the values from one reading
+        snapshot = read_release(reader, self.ns, s.release)
         release = snapshot.release
         if release is None:
             raise StepFailed(f"release {s.release} not found in namespace {self.ns}")
@@ -151,10 +230,11 @@ class UpgradeFlow:
                 f"{s.values_snapshot} (mode {defaults.VALUES_SNAPSHOT_MODE:04o}); "
                 f"revision {release.revision}, chart {release.chart_version}"
             )
-        values = self.helm.get_values(s.release, self.ns)
+        values = reader.get_values(s.release, self.ns)
         outcome = write_values_snapshot(
             Path(s.values_snapshot), values, overwrite=s.overwrite_snapshot
         )
+        self.state.snapshot_written = True
         return (
             f"values snapshot {s.values_snapshot} {outcome}; release {s.release} "
             f"revision {release.revision}, chart {release.chart_version}"
@@ -371,6 +451,29 @@ class UpgradeFlow:
         )
 
     # ------------------------------------------------------------------ cleanup
+    @contextlib.contextmanager
+    def finishing_by(self, deadline: float) -> Iterator[None]:
+        """Helm and API requests inside end by ``deadline`` (a ``time.monotonic()`` value)."""
+        helm_timeout = self.helm.timeout if self.helm is not None else None
+        finishing = getattr(self.kube, "finishing_by", None)  # a fake cluster may not
+        self._deadline = deadline
+        try:
+            with finishing(deadline) if finishing is not None else contextlib.nullcontext():
+                yield
+        finally:
+            self._deadline = None
+            if helm_timeout is not None:
+                self.helm.timeout = helm_timeout
+
+    def _time_left(self) -> float | None:
+        """Seconds left before the clean-up's deadline (None: no deadline); caps helm's."""
+        if self._deadline is None:
+            return None
+        left = self._deadline - time.monotonic()
+        if left > 0 and self.helm is not None:
+            self.helm.timeout = min(self.helm.timeout, left)
+        return left
+
     def cleanup(self) -> str | None:
         """Uninstall a pre-flight release we installed and did not remove yet."""
         s = self.settings
@@ -378,8 +481,19 @@ class UpgradeFlow:
             return None
         if s.keep_preflight:
             return f"{s.preflight_release} kept (--cilium-keep-preflight)"
+        left = self._time_left()
         try:
-            self.helm.uninstall(s.preflight_release, self.ns, wait=False)
+            if left is None:
+                self.helm.uninstall(s.preflight_release, self.ns, wait=False)
+            elif left <= 0:
+                raise GateError("no time was left for it")
+            else:
+                command = self.helm.uninstall_command(
+                    s.preflight_release, self.ns, wait=False, timeout_s=left
+                )
+                self.helm.execute(
+                    replace(command, timeout=left), release=s.preflight_release, namespace=self.ns
+                )
         except GateError as exc:
             return (
                 f"could not uninstall {s.preflight_release}: {exc}; remove it with "
@@ -389,6 +503,11 @@ class UpgradeFlow:
         return f"uninstalled {s.preflight_release} during clean-up"
 
     def release_state(self) -> str:
+        if self.helm is None:
+            return "release state unknown: no usable helm client"
+        left = self._time_left()
+        if left is not None and left <= 0:
+            return "release state unknown: no time was left to ask helm"
         try:
             release = self._release(self.settings.release)
         except GateError as exc:

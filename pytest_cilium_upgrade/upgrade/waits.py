@@ -1,9 +1,19 @@
 """Waiting for a workload to roll out: a watch with a deadline, reporting progress.
 
 A wait follows the workload through one watch until it is healthy or the deadline
-passes, and reports each new count (``pre-flight 5/8 ready``). When the deadline
-passes it fails with what was last seen and, unless the API server itself was away,
-the pods that are not ready with their events and the tail of their logs.
+passes, and reports the counts as they change (``pre-flight 5/8 ready``). When the
+deadline passes it fails with what was last seen and, unless the API server itself was
+away, the pods that are not ready with their events and the tail of their logs.
+
+The watch selects the one workload by name, so its events are the workload's status
+updates, not its pods': a rollout of 5,000 pods is a stream of a few thousand small
+events at most, each handled as it comes (decoded, compared, dropped; nothing is
+listed again and nothing accumulates). Progress lines are bounded in time rather than
+in events: the first state, then at most one line every :data:`PROGRESS_EVERY_S`
+seconds with the counts of the moment, and the healthy state at once, so a large
+rollout writes a line a second or so however fast its pods turn ready, and the wait
+notices readiness with the event that reports it. A change not yet shown when the
+wait ends without becoming healthy is shown before the failure.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from pytest_cilium_upgrade.snapshot.model import JSONDict, Pod, Workload
 from pytest_cilium_upgrade.upgrade.outcomes import StepFailed
 
 Progress = Callable[[str], None]
+PROGRESS_EVERY_S = 1.0
 _TAIL_PODS = 5
 _TAIL_LINES = 8
 
@@ -30,7 +41,7 @@ class WorkloadWatcher(Protocol):
         self, kind: str, namespace: str, name: str, timeout_s: float
     ) -> Iterator[JSONDict]: ...
     def list_pods(self, namespace: str, selector: str | None = None) -> list[JSONDict]: ...
-    def list_events(self, namespace: str) -> list[JSONDict]: ...
+    def list_events(self, namespace: str, involved: str | None = None) -> list[JSONDict]: ...
     def pod_log(
         self, namespace: str, pod: str, container: str, *, tail_lines: int | None = None
     ) -> str | None: ...
@@ -47,12 +58,16 @@ class RolloutWait:
         *,
         progress: Progress,
         redactor: Callable[[], Redactor],
+        every: float = PROGRESS_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.ns = namespace
         self.timeout = timeout
         self.progress = progress
         self.redactor = redactor
+        self.every = every
+        self.clock = clock
 
     def wait(
         self,
@@ -74,7 +89,7 @@ class RolloutWait:
             if optional:
                 return ""
             raise StepFailed(f"{kind} {name} not found in namespace {self.ns}")
-        last = ""
+        lines = _Lines(self.progress, self.every, self.clock)
         workload: Workload | None = None
         try:
             for obj in self.kube.watch_workload(kind, self.ns, name, max(1.0, remaining)):
@@ -82,12 +97,12 @@ class RolloutWait:
                 line = f"{label} {workload.ready}/{workload.desired} ready"
                 if workload.updated != workload.desired:
                     line += f", {workload.updated}/{workload.desired} updated"
-                if line != last:
-                    self.progress(line + ("" if workload.healthy else "…"))
-                    last = line
                 if workload.healthy:
+                    lines.show(line, final=True)
                     return f"{kind} {name}: {workload.ready}/{workload.desired} ready"
+                lines.show(line + "…")
         except ApiUnreachable as exc:
+            lines.flush()
             # The deadline passed with the API server away: say so, not "not ready" alone,
             # and do not ask it to describe the pods.
             seen = "; ".join(workload.health_problems()) if workload else "never observed"
@@ -100,6 +115,7 @@ class RolloutWait:
                     "load balancer, etcd) before running the gate again"
                 ],
             ) from exc
+        lines.flush()
         problems = workload.health_problems() if workload else ["never observed"]
         raise StepFailed(
             f"timed out after {self.timeout:g}s waiting for {kind} {name}: " + "; ".join(problems),
@@ -109,18 +125,21 @@ class RolloutWait:
     def _not_ready_details(self, selector: str) -> list[str]:
         """The pods that are not ready, their events and the tail of their logs."""
         try:
-            pods = [Pod.from_k8s_dict(p) for p in self.kube.list_pods(self.ns, selector)]
-            events = self.kube.list_events(self.ns)
+            pods = self.kube.list_pods(self.ns, selector)
+            # models of the first few pods not ready only (a DaemonSet may have thousands)
+            stuck = [p for p in map(Pod.from_k8s_dict, pods) if not p.ready][:_TAIL_PODS]
+            del pods
+            # each pod's own events, selected by the server: not every event of the namespace
+            events = {pod.name: self.kube.list_events(self.ns, pod.name) for pod in stuck}
         except GateError as exc:
             return [f"could not describe the pods: {exc}"]
         details: list[str] = []
-        stuck = [p for p in pods if not p.ready][:_TAIL_PODS]
         for pod in stuck:
             details.append(
                 f"pod {pod.name} on node {pod.node_name or '(none)'}: "
                 f"{pod.problem() or 'not ready'}"
             )
-            for event in _events_for(events, pod.name)[-3:]:
+            for event in _events_for(events[pod.name], pod.name)[-3:]:
                 details.append(f"  event {event}")
             for container in pod.containers:
                 if container.ready:
@@ -130,6 +149,38 @@ class RolloutWait:
                     details.append(f"  log {container.name}: {line}")
         redactor = self.redactor()
         return [redactor.redact(d) for d in details]
+
+
+class _Lines:
+    """Progress lines, at most one every ``every`` seconds but the first and the last.
+
+    A line that changes sooner is held; the next event after ``every`` has passed shows
+    the line of that moment, and :meth:`flush` shows a held one when the wait ends.
+    """
+
+    def __init__(self, progress: Progress, every: float, clock: Callable[[], float]) -> None:
+        self.progress = progress
+        self.every = every
+        self.clock = clock
+        self.shown = ""
+        self.held = ""
+        self.at: float | None = None
+
+    def show(self, line: str, *, final: bool = False) -> None:
+        if line == self.shown:
+            self.held = ""
+            return
+        now = self.clock()
+        if final or self.at is None or now - self.at >= self.every:
+            self.progress(line)
+            self.shown, self.held, self.at = line, "", now
+        else:
+            self.held = line
+
+    def flush(self) -> None:
+        if self.held:
+            self.progress(self.held)
+            self.shown, self.held = self.held, ""
 
 
 def _events_for(events: Iterable[Mapping[str, Any]], pod: str) -> list[str]:

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_cilium_upgrade.adapters.helm.charts import ChartSource, ChartSourceKind
-from pytest_cilium_upgrade.adapters.helm.client import DEFAULT_WAIT_TIMEOUT, HISTORY_MAX, Helm
+from pytest_cilium_upgrade.adapters.helm.client import HISTORY_MAX, Helm
+from pytest_cilium_upgrade.adapters.helm.commands import DEFAULT_WAIT_TIMEOUT, HelmCommand
 from pytest_cilium_upgrade.adapters.helm.normalize import load_json
-from pytest_cilium_upgrade.adapters.helm.runner import HelmCommand
 from pytest_cilium_upgrade.errors import NotFound
 from pytest_cilium_upgrade.versions import Version
 

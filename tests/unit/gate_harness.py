@@ -1,8 +1,9 @@
 """The harness of the plugin's end-to-end tests: a fake cluster and a pytester project.
 
 A :class:`Gate` writes a ``conftest.py`` into the pytester directory that replaces
-``GateSession._adapters`` with fakes of :class:`~pytest_cilium_upgrade.snapshot.read.ClusterReader`,
-:class:`~pytest_cilium_upgrade.snapshot.read.HelmReader` and the chart source. The fakes
+``GateSession._adapters`` with fakes of
+:class:`~pytest_cilium_upgrade.snapshot.readers.ClusterReader`,
+:class:`~pytest_cilium_upgrade.snapshot.readers.HelmReader` and the chart source. The fakes
 answer from ``fake_cluster.json``: the JSON (camelCase) shapes the API and Helm
 print, built here by small helpers and changed per scenario.
 """
@@ -10,6 +11,7 @@ print, built here by small helpers and changed per scenario.
 from __future__ import annotations
 
 import json
+import os
 import re
 import textwrap
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 import yaml
 
 from pytest_cilium_upgrade import checks, defaults
+from pytest_cilium_upgrade.gate.session import GateSession
 
 JSONDict = dict[str, Any]
 
@@ -345,6 +348,9 @@ class FakeCluster:
     def server_version(self):
         return DATA["server_version"]
 
+    def api_versions(self):
+        return DATA.get("api_versions", ["v1", "apps/v1", "apps/v1/DaemonSet"])
+
     def access_reviews(self, namespace, requirements):
         return DATA["access_reviews"]
 
@@ -377,7 +383,19 @@ class FakeHelm:
     def get_values(self, release, namespace):
         return DATA["values"]
 
-    def template(self, release, chart, version, namespace, values_files=(), set_values=()):
+    def user_values(self, values_files=(), set_values=()):
+        # what Helm merged, as the scenario says (no merge of our own)
+        (HERE / "user-values-asked.json").write_text(
+            json.dumps({"files": [str(f) for f in values_files], "sets": list(set_values)})
+        )
+        if "user_values" not in DATA:  # a scenario that does not say: Helm could not merge
+            raise HelmFailed(["helm", "template"], 1, "Error: no merge in this scenario")
+        return DATA["user_values"]
+
+    def template(
+        self, release, chart, version, namespace, values_files=(), set_values=(), **capabilities
+    ):
+        (HERE / "rendered-for.json").write_text(json.dumps(capabilities))
         if DATA["render_error"]:
             raise HelmFailed(["helm", "template"], 1, DATA["render_error"])
         return ""
@@ -386,6 +404,11 @@ class FakeHelm:
 class FakeChart:
     def versions(self):
         return DATA["chart_versions"]
+
+    def chart_files(self, version, names):
+        # by default a chart whose values.yaml defines every value of the release
+        files = DATA.get("chart_files") or {"values.yaml": json.dumps(DATA["values"])}
+        return {name: files.get(name) for name in names}
 
 
 def fake_adapters(self):
@@ -410,6 +433,16 @@ def pytest_unconfigure(config):
 """
 
 
+def new_gate(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Gate:
+    """A :class:`Gate` in a clean environment (the body of the tests' ``gate`` fixture)."""
+    # The conftest puts the real adapters back at unconfigure; this is the safety net.
+    monkeypatch.setattr(GateSession, "_adapters", GateSession._adapters)
+    for name in list(os.environ):
+        if name.startswith("CILIUM_UPGRADE_") or name in ("GITHUB_STEP_SUMMARY", "KUBECONFIG"):
+            monkeypatch.delenv(name)
+    return Gate(pytester)
+
+
 class Gate:
     """A pytester project whose gate reads the fake cluster in :attr:`data`."""
 
@@ -429,13 +462,27 @@ class Gate:
         snapshot.write_text(yaml.safe_dump(values))
         snapshot.chmod(0o600)
 
-    def run(self, *args: str) -> pytest.RunResult:
+    def run(self, *args: str, randomly_seed: int | None = None) -> pytest.RunResult:
         """A gate run: ``--cilium-upgrade`` with the target version, then ``args``."""
-        return self.run_plain("--cilium-upgrade", f"--cilium-target-version={TARGET}", *args)
+        return self.run_plain(
+            "--cilium-upgrade",
+            f"--cilium-target-version={TARGET}",
+            *args,
+            randomly_seed=randomly_seed,
+        )
 
-    def run_plain(self, *args: str) -> pytest.RunResult:
+    def run_plain(self, *args: str, randomly_seed: int | None = None) -> pytest.RunResult:
+        """An inner pytest run; pytest-randomly (when installed) shuffles it only with a seed.
+
+        Without one the inner run keeps pytest's own order, which most tests here
+        compare; ``tests/unit/test_step_order.py`` runs the gate under the shuffle.
+        """
         self.write()
-        return self.pytester.runpytest(*args)
+        if randomly_seed is None:
+            shuffle = ["-p", "no:randomly"]
+        else:
+            shuffle = ["-p", "randomly", f"--randomly-seed={randomly_seed}"]
+        return self.pytester.runpytest(*shuffle, *args)
 
 
 def collected(result: pytest.RunResult) -> list[str]:

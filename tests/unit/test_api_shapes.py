@@ -373,7 +373,7 @@ def test_the_adapter_lists_through_the_shapes(
         post: Any,
         _request_timeout: Any = None,
     ) -> Response:
-        return Response(200, bodies[url.removeprefix("https://127.0.0.1:1")])
+        return Response(200, bodies[url.removeprefix("https://127.0.0.1:1").split("?")[0]])
 
     monkeypatch.setattr(kube._api, "call_api", call_api)
     listed = [

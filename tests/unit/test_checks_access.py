@@ -14,6 +14,7 @@ from pytest_cilium_upgrade.checks.access import (
 )
 from pytest_cilium_upgrade.checks.registry import checks_for_phase, run_check
 from pytest_cilium_upgrade.checks.result import Status
+from pytest_cilium_upgrade.snapshot.model import ApiFailure
 
 # --------------------------------------------------------------------------- access
 
@@ -23,7 +24,7 @@ def test_access_allowed() -> None:
 
 
 def test_access_cluster_unreachable() -> None:
-    snap = healthy(api_error="dial tcp 127.0.0.1:6443: connect: connection refused")
+    snap = healthy(api_failure=ApiFailure("dial tcp 127.0.0.1:6443: connect: connection refused"))
     result = cluster_reachable_and_access_allowed(snap, params())
     assert_status(result, Status.FAIL)
     assert "connection refused" in text_of(result)
@@ -113,7 +114,9 @@ def test_helm_client_missing() -> None:
     ],
 )
 def test_api_failures_say_what_the_server_did(status: int | None, summary: str, hint: str) -> None:
-    snap = healthy(api_error="API error ... (gave up after 4 attempts)", api_status=status)
+    snap = healthy(
+        api_failure=ApiFailure("API error ... (gave up after 4 attempts)", status=status)
+    )
     result = cluster_reachable_and_access_allowed(snap, params())
     assert_status(result, Status.FAIL)
     assert result.summary == summary
@@ -146,7 +149,7 @@ def test_api_failures_say_what_the_server_did(status: int | None, summary: str, 
 def test_an_api_server_too_slow_to_answer_is_not_called_unreachable(
     error: str, no_answer: bool, summary: str, hint: str
 ) -> None:
-    snap = healthy(api_error=error, api_no_answer=no_answer)
+    snap = healthy(api_failure=ApiFailure(error, no_answer=no_answer))
     result = cluster_reachable_and_access_allowed(snap, params())
     assert_status(result, Status.FAIL)
     assert result.summary == summary

@@ -10,6 +10,7 @@ from checks_builders import assert_status, healthy, params, text_of
 
 from pytest_cilium_upgrade.checks.registry import CHECKS, checks_for_phase, get_check, run_check
 from pytest_cilium_upgrade.checks.result import CheckResult, Status
+from pytest_cilium_upgrade.snapshot.model import ApiFailure
 from pytest_cilium_upgrade.versions import Version
 
 
@@ -26,6 +27,7 @@ def test_registry_is_complete_and_unique() -> None:
         "upgrade_path_supported",
         "values_snapshot_matches_live",
         "target_chart_renders_with_snapshot",
+        "saved_values_known_to_target_chart",
         "preflight_covers_agent_nodes",
         "preflight_runs_target_image",
         "preflight_deployment_ready",
@@ -52,7 +54,7 @@ def test_registry_is_complete_and_unique() -> None:
 
 
 def test_run_check_skips_without_cluster_or_helm() -> None:
-    down = healthy(api_error="connection refused")
+    down = healthy(api_failure=ApiFailure("connection refused"))
     agent = get_check("pre", "agent_daemonset_healthy")
     assert_status(run_check(agent, down, params()), Status.SKIP)
     access = get_check("pre", "cluster_reachable_and_access_allowed")
@@ -91,15 +93,15 @@ def test_an_unreadable_release_state_fails_the_release_checks_and_skips_the_rest
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
-        ({"api_status": 429}, "API server is throttling the gate (429 Too Many Requests)"),
-        ({"api_no_answer": True}, "API server did not answer within the request timeout"),
+        ({"status": 429}, "API server is throttling the gate (429 Too Many Requests)"),
+        ({"no_answer": True}, "API server did not answer within the request timeout"),
         ({}, "cluster unreachable"),
     ],
 )
 def test_checks_skipped_for_the_api_say_what_the_server_did(
     fields: dict[str, Any], reason: str
 ) -> None:
-    snap = healthy(api_error="some error", **fields)
+    snap = healthy(api_failure=ApiFailure("some error", **fields))
     result = run_check(get_check("pre", "agent_daemonset_healthy"), snap, params())
     assert_status(result, Status.SKIP)
     assert result.summary == f"{reason} (see cluster_reachable_and_access_allowed)"

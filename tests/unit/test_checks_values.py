@@ -1,24 +1,26 @@
-"""Helm value semantics and the checks on values."""
+"""The checks on values, and the differences they report (by path, never by value)."""
 
 from __future__ import annotations
+
+import copy
+from typing import Any
 
 import pytest
 from checks_builders import SECRET_KEY, VALUES, assert_status, healthy, params, text_of, values_file
 
+from pytest_cilium_upgrade.checks.params import IntendedValues
 from pytest_cilium_upgrade.checks.registry import get_check, run_check
 from pytest_cilium_upgrade.checks.result import Status
 from pytest_cilium_upgrade.checks.values import (
     ValueDifference,
-    deep_merge,
     diff_values,
-    nest_dotted,
     parse_values_text,
     target_chart_renders_with_snapshot,
     values_preserved,
     values_snapshot_matches_live,
 )
 from pytest_cilium_upgrade.redact import REDACTED
-from pytest_cilium_upgrade.snapshot.model import ChartRender, ValuesSnapshotFile
+from pytest_cilium_upgrade.snapshot.model import ApiFailure, ChartRender, ValuesSnapshotFile
 
 # --------------------------------------------------------------------------- values snapshot
 
@@ -50,9 +52,8 @@ def test_values_snapshot_problems(vs: ValuesSnapshotFile | None, needle: str) ->
 
 
 def test_values_snapshot_differs_by_path_without_values() -> None:
-    live = deep_merge(
-        VALUES, {"hubble": {"tls": {"server": {"key": "bGl2ZS1zZWNyZXQta2V5LTAxMjM0NTY3ODk="}}}}
-    )
+    live = copy.deepcopy(VALUES)
+    live["hubble"]["tls"]["server"]["key"] = "bGl2ZS1zZWNyZXQta2V5LTAxMjM0NTY3ODk="
     live["ipam"] = {"mode": "kubernetes"}
     result = run_check(
         get_check("pre", "values_snapshot_matches_live"),
@@ -86,6 +87,13 @@ def test_render_skipped_passed_failed() -> None:
     assert_status(target_chart_renders_with_snapshot(healthy(), params()), Status.SKIP)
     ok = healthy(target_render=ChartRender("1.16.3", True))
     assert_status(target_chart_renders_with_snapshot(ok, params()), Status.PASS)
+    for_cluster = ChartRender("1.20.0", True, kube_version="v1.36.3", api_versions=212)
+    result = target_chart_renders_with_snapshot(healthy(target_render=for_cluster), params())
+    assert_status(result, Status.PASS)
+    assert result.summary == (
+        "chart 1.20.0 renders with the values snapshot for Kubernetes v1.36.3"
+        " and the cluster's 212 API versions"
+    )
     message = (
         "Error: execution error at (cilium/templates/validate.yaml:5:5): tunnel was deprecated"
         " in v1.14 and has been removed in v1.15. For details please refer to"
@@ -96,6 +104,27 @@ def test_render_skipped_passed_failed() -> None:
     assert_status(result, Status.FAIL)
     assert "tunnel was deprecated in v1.14 and has been removed in v1.15" in result.summary
     assert result.details[0].startswith("Error: execution error")
+
+
+def test_a_chart_not_rendered_for_the_cluster_is_not_judged_as_rendered() -> None:
+    not_read = ChartRender(
+        "1.20.0",
+        False,
+        "not rendered: the cluster's Kubernetes version and API versions could not be read"
+        " (the Kubernetes API did not answer get /apis within 5s)",
+        rendered=False,
+    )
+    # the API answers but its discovery did not: the chart's own check was not made
+    result = target_chart_renders_with_snapshot(healthy(target_render=not_read), params())
+    assert_status(result, Status.FAIL)
+    assert "did not answer get /apis" in result.summary
+    # the API is unreachable: the cluster check fails, this one says why it cannot judge
+    gone = healthy(
+        target_render=not_read, api_failure=ApiFailure("cannot reach the Kubernetes API")
+    )
+    result = target_chart_renders_with_snapshot(gone, params())
+    assert_status(result, Status.SKIP)
+    assert "see cluster_reachable_and_access_allowed" in result.summary
 
 
 def test_render_failure_is_redacted() -> None:
@@ -110,15 +139,63 @@ def test_render_failure_is_redacted() -> None:
 # --------------------------------------------------------------------------- post: values
 
 
-def test_values_preserved_with_overrides() -> None:
-    overrides = {"hubble": {"relay": {"enabled": False}}, "upgradeCompatibility": "1.14"}
-    live = deep_merge(VALUES, overrides)
+def _with_overrides() -> dict[str, Any]:
+    """VALUES after `-f snapshot --set hubble.relay.enabled=false,upgradeCompatibility=1.14`."""
+    live: dict[str, Any] = copy.deepcopy(VALUES)
+    live["hubble"]["relay"]["enabled"] = False
+    live["upgradeCompatibility"] = "1.14"
+    return live
+
+
+def test_values_preserved_against_what_helm_merged() -> None:
+    live = _with_overrides()
     snap = healthy(live_values=live)
-    assert_status(values_preserved(snap, params(intended_overrides=overrides)), Status.PASS)
+    # what Helm computed from the snapshot and the overrides is what is expected
+    intended = IntendedValues(copy.deepcopy(live), overrides=1, origin="recorded by pre")
+    result = values_preserved(snap, params(intended=intended))
+    assert_status(result, Status.PASS)
+    assert result.summary == (
+        "live values equal the snapshot with 1 override(s) (recorded by pre), as Helm merges them"
+    )
+    # without the overrides, the upgrade's changes are differences from the snapshot
     result = values_preserved(snap, params())
     assert_status(result, Status.FAIL)
     assert "hubble.relay.enabled (changed) (expected vs live)" in result.details
     assert "upgradeCompatibility (added) (expected vs live)" in result.details
+    assert result.summary.endswith("differ from the snapshot")
+
+
+def test_an_override_the_upgrade_lost_is_a_difference() -> None:
+    # the user's upgrade forgot `-f extra.yaml`: the live values are the snapshot's
+    intended = IntendedValues(_with_overrides(), overrides=1)
+    result = values_preserved(healthy(), params(intended=intended))
+    assert_status(result, Status.FAIL)
+    assert result.summary == "2 value key(s) differ from the snapshot with 1 override(s)"
+    assert "upgradeCompatibility (removed) (expected vs live)" in result.details
+
+
+def test_values_helm_could_not_merge_fail_with_helms_error_only() -> None:
+    error = 'Error: failed parsing --set data: key "a" has no value'
+    intended = IntendedValues(None, overrides=2, error=error)
+    result = run_check(get_check("post", "values_preserved"), healthy(), params(intended=intended))
+    assert_status(result, Status.FAIL)
+    assert result.summary == (
+        "cannot tell the values intended: Helm did not merge the snapshot with 2 override(s)"
+    )
+    assert list(result.details) == [error]
+
+
+def test_intended_values_are_secret() -> None:
+    secret = "aW50ZW5kZWQtc2VjcmV0LWtleS0wMTIzNDU2Nzg5"  # noqa: S105 - fixture
+    intended = IntendedValues({"hubble": {"tls": {"server": {"key": secret}}}}, overrides=1)
+    assert secret not in repr(params(intended=intended))
+    live = {"message": f"see {secret}"}
+    result = run_check(
+        get_check("post", "values_preserved"),
+        healthy(live_values=live),
+        params(intended=intended),
+    )
+    assert secret not in text_of(result)
 
 
 def test_values_lost_secret_not_printed() -> None:
@@ -156,18 +233,6 @@ def test_diff_values() -> None:
         ValueDifference("a[0].x", "changed")
     ]
     assert diff_values({"a": {"b": 1}}, {"a": "flat"}) == [ValueDifference("a", "changed")]
-
-
-def test_deep_merge_and_nest_dotted() -> None:
-    assert deep_merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2], "d": 3}}) == {
-        "a": {"b": 1, "c": [2], "d": 3}
-    }
-    assert nest_dotted({"hubble.relay.enabled": True, "hubble.ui.enabled": False}) == {
-        "hubble": {"relay": {"enabled": True}, "ui": {"enabled": False}}
-    }
-    assert nest_dotted({"podAnnotations.example\\.com/x": "1"}) == {
-        "podAnnotations": {"example.com/x": "1"}
-    }
 
 
 def test_parse_values_text() -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,10 +27,12 @@ from pytest_cilium_upgrade.errors import (
     NoAnswer,
 )
 from pytest_cilium_upgrade.snapshot import read as collect_module
-from pytest_cilium_upgrade.snapshot.model import JSONDict
+from pytest_cilium_upgrade.snapshot import workers
+from pytest_cilium_upgrade.snapshot.model import ApiFailure, ChartRender, JSONDict
 from pytest_cilium_upgrade.snapshot.read import CollectRequest, RecordReleases, collect
 
 NS = "kube-system"
+API_VERSIONS = ("apps/v1", "apps/v1/DaemonSet", "monitoring.coreos.com/v1", "v1", "v1/Pod")
 
 
 class FakeCluster:
@@ -56,6 +61,10 @@ class FakeCluster:
     def server_version(self) -> str:
         self._call("version")
         return "v1.36.3"
+
+    def api_versions(self) -> list[str]:
+        self._call("api versions")
+        return list(API_VERSIONS)
 
     def access_reviews(
         self, namespace: str, requirements: Iterable[defaults.AccessRequirement]
@@ -102,6 +111,10 @@ class FakeHelm:
     def __init__(self, version: str = "v3.22.0") -> None:
         self._version = version
         self.calls: list[str] = []
+        self.rendered: list[tuple[str | None, tuple[str, ...]]] = []
+        self.render_error: Exception | None = HelmFailed(
+            ["helm", "template"], 1, "values don't meet the specifications"
+        )
 
     def version(self) -> str:
         self.calls.append("version")
@@ -135,9 +148,15 @@ class FakeHelm:
         namespace: str,
         values_files: Sequence[str] = (),
         set_values: Sequence[str] = (),
+        *,
+        kube_version: str | None = None,
+        api_versions: Sequence[str] = (),
     ) -> str:
         self.calls.append("template")
-        raise HelmFailed(["helm", "template"], 1, "values don't meet the specifications")
+        self.rendered.append((kube_version, tuple(api_versions)))
+        if self.render_error is not None:
+            raise self.render_error
+        return "---\n"
 
 
 RECORDS = [
@@ -225,20 +244,24 @@ def test_an_api_error_keeps_its_status() -> None:
     cluster = FakeCluster()
     cluster.failing["version"] = ApiError(429, "Too Many Requests", "slow down")
     snapshot = collect(cluster, None, CollectRequest())
-    assert snapshot.api_status == 429
-    assert snapshot.api_error == "API error 429 Too Many Requests: slow down"
-    assert not snapshot.api_no_answer
+    assert snapshot.api_failure is not None
+    assert snapshot.api_failure.status == 429
+    assert snapshot.api_failure.message == "API error 429 Too Many Requests: slow down"
+    assert not snapshot.api_failure.no_answer
 
 
 def test_an_api_server_that_does_not_answer_in_time_is_told_apart() -> None:
     cluster = FakeCluster()
     cluster.failing["version"] = NoAnswer("did not answer get version within 2s")
     snapshot = collect(cluster, None, CollectRequest())
-    assert snapshot.api_no_answer
-    assert snapshot.api_status is None
+    assert snapshot.api_failure is not None
+    assert snapshot.api_failure.no_answer
+    assert snapshot.api_failure.status is None
     refused = FakeCluster()
     refused.failing["version"] = ApiUnreachable("cannot reach the Kubernetes API")
-    assert not collect(refused, None, CollectRequest()).api_no_answer
+    refused_failure = collect(refused, None, CollectRequest()).api_failure
+    assert refused_failure is not None
+    assert not refused_failure.no_answer
 
 
 def test_failed_reads_become_fields() -> None:
@@ -258,7 +281,7 @@ def test_an_unreachable_api_is_one_error_and_no_more_requests() -> None:
     cluster = FakeCluster()
     cluster.failing["version"] = ApiUnreachable("cannot reach the Kubernetes API")
     snapshot = collect(cluster, None, CollectRequest())
-    assert snapshot.api_error == "cannot reach the Kubernetes API"
+    assert snapshot.api_failure == ApiFailure("cannot reach the Kubernetes API")
     assert cluster.calls == ["version"]
 
 
@@ -269,6 +292,9 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
     class Chart:
         def versions(self) -> list[str]:
             return ["1.15.18", "1.16.15"]
+
+        def chart_files(self, version: str, names: Iterable[str]) -> dict[str, str]:
+            return {}
 
     helm = FakeHelm()
     snapshot = collect(
@@ -286,6 +312,94 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
     assert not snapshot.target_render.succeeded
     assert "specifications" in snapshot.target_render.error
     assert snapshot.available_chart_versions == ("1.15.18", "1.16.15")
+
+
+class _Chart:
+    def versions(self) -> list[str]:
+        return ["1.19.6", "1.20.0"]
+
+    def chart_files(self, version: str, names: Iterable[str]) -> dict[str, str]:
+        return {}
+
+
+def _render_request(tmp_path: Path) -> CollectRequest:
+    snapshot_file = tmp_path / "values.yaml"
+    snapshot_file.write_text("ipam: {mode: kubernetes}\n")
+    return CollectRequest(
+        release_records="Secret",
+        chart=_Chart(),
+        target_version="1.20.0",
+        values_snapshot=snapshot_file,
+    )
+
+
+def test_the_target_is_rendered_for_the_clusters_version_and_api_versions(
+    tmp_path: Path,
+) -> None:
+    cluster, helm = FakeCluster(records=RECORDS), FakeHelm()
+    helm.render_error = None
+    snapshot = collect(cluster, helm, _render_request(tmp_path))
+    # what `helm upgrade` would read from this cluster, read once
+    assert helm.rendered == [("v1.36.3", API_VERSIONS)]
+    assert cluster.calls.count("api versions") == 1
+    assert cluster.calls.count("version") == 1
+    assert snapshot.target_render == ChartRender(
+        "1.20.0", True, kube_version="v1.36.3", api_versions=len(API_VERSIONS)
+    )
+
+
+def test_a_discovery_slower_than_every_list_still_feeds_the_render(tmp_path: Path) -> None:
+    class SlowDiscovery(FakeCluster):
+        def api_versions(self) -> list[str]:
+            # answers only once every other read of the cluster is done
+            deadline = time.monotonic() + 10
+            while "list deployments" not in self.calls or "list daemonsets" not in self.calls:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.2)
+            return super().api_versions()
+
+    cluster, helm = SlowDiscovery(records=RECORDS), FakeHelm()
+    helm.render_error = None
+    snapshot = collect(cluster, helm, _render_request(tmp_path))
+    assert helm.rendered == [("v1.36.3", API_VERSIONS)]
+    assert snapshot.target_render is not None
+    assert snapshot.target_render.succeeded
+
+
+def test_without_a_render_the_api_versions_are_not_read(tmp_path: Path) -> None:
+    cluster = FakeCluster(records=RECORDS)
+    request = replace(_render_request(tmp_path), chart=None)
+    collect(cluster, FakeHelm(), request)
+    assert "api versions" not in cluster.calls
+    missing = replace(_render_request(tmp_path), values_snapshot=tmp_path / "none.yaml")
+    collect(cluster, FakeHelm(), missing)
+    assert "api versions" not in cluster.calls
+
+
+def test_unread_api_versions_mean_no_render_rather_than_helms_defaults(tmp_path: Path) -> None:
+    cluster, helm = FakeCluster(records=RECORDS), FakeHelm()
+    cluster.failing["api versions"] = NoAnswer("did not answer get /apis within 2s")
+    snapshot = collect(cluster, helm, _render_request(tmp_path))
+    assert "template" not in helm.calls
+    render = snapshot.target_render
+    assert render is not None
+    assert (render.rendered, render.succeeded) == (False, False)
+    assert "did not answer get /apis within 2s" in render.error
+    # the other reads are not affected
+    assert snapshot.read_errors == ()
+    assert snapshot.api_failure is None
+
+
+def test_an_unreachable_api_renders_nothing_and_reads_nothing_more(tmp_path: Path) -> None:
+    cluster, helm = FakeCluster(records=RECORDS), FakeHelm()
+    cluster.failing["version"] = ApiUnreachable("cannot reach the Kubernetes API")
+    snapshot = collect(cluster, helm, _render_request(tmp_path))
+    assert "template" not in helm.calls
+    assert "api versions" not in cluster.calls
+    assert snapshot.target_render is not None
+    assert not snapshot.target_render.rendered
+    assert "cannot reach the Kubernetes API" in snapshot.target_render.error
 
 
 def test_release_state_read_already_is_not_read_again() -> None:
@@ -333,20 +447,20 @@ def test_the_collector_is_paused_while_reading_and_resumed_after() -> None:
 
 
 def test_gc_pauses_nest_and_leave_a_disabled_collector_disabled() -> None:
-    with collect_module.gc_paused():
-        with collect_module.gc_paused():
+    with workers.gc_paused():
+        with workers.gc_paused():
             assert not gc.isenabled()
         assert not gc.isenabled()  # the outer pause still holds
     assert gc.isenabled()
 
     gc.disable()
     try:
-        with collect_module.gc_paused():
+        with workers.gc_paused():
             pass
         assert not gc.isenabled()  # the caller's choice, not ours to undo
     finally:
         gc.enable()
 
-    with pytest.raises(RuntimeError), collect_module.gc_paused():
+    with pytest.raises(RuntimeError), workers.gc_paused():
         raise RuntimeError("boom")
     assert gc.isenabled()

@@ -78,7 +78,7 @@ class FakeKube:
             }
         ]
 
-    def list_events(self, namespace: str) -> list[dict[str, Any]]:
+    def list_events(self, namespace: str, involved: str | None = None) -> list[dict[str, Any]]:
         self.calls.append("list_events")
         return []
 

@@ -168,7 +168,7 @@ def test_repo_reference() -> None:
         ("/nonexistent/charts", None, "chart path /nonexistent/charts does not exist"),
         ("a/b/c", None, "chart path a/b/c does not exist"),
         ("cilium-1.16.3.tgz", None, "chart path cilium-1.16.3.tgz does not exist"),
-        ("oci://quay.io/cilium/charts/cilium", None, "OCI references are not supported"),
+        ("oci://quay.io/cilium/charts/cilium:1.16.3", None, "has a tag or digest"),
         ("cilium/cilium", "helm.cilium.io", "must start with https:// or http://"),
     ],
 )
@@ -178,7 +178,7 @@ def test_bad_chart_sources(spec: str, repo_url: str | None, message: str) -> Non
 
 
 def test_repo_url_with_a_local_path_is_refused() -> None:
-    with pytest.raises(ChartSourceError, match="applies only to <repo>/<chart> references"):
+    with pytest.raises(ChartSourceError, match="not to the local chart"):
         ChartSource.parse(str(CHARTS), repo_url="https://helm.cilium.io/")
 
 
@@ -195,9 +195,11 @@ def test_chart_source_errors_are_gate_errors_and_value_errors() -> None:
 # --------------------------------------------------------------------------- reuse-values
 
 
-def test_reuse_values_is_refused_across_minor_versions() -> None:
-    check_reuse_values("1.16.3", "1.16.5")
+def test_reuse_values_is_refused_unless_the_chart_version_stays() -> None:
     check_reuse_values(Version.parse("1.16.5"), Version.parse("1.16.5"))
+    check_reuse_values("1.16.5", "1.16.5")
+    with pytest.raises(ValueError, match=r"1\.16\.3 -> 1\.16\.5"):
+        check_reuse_values("1.16.3", "1.16.5")
     with pytest.raises(ValueError, match=r"1\.15\.1 -> 1\.16\.0.*#18115.*-o yaml"):
         check_reuse_values("1.15.1", "1.16.0")
     with pytest.raises(ValueError, match=r"1\.16\.0 -> 1\.15\.18"):

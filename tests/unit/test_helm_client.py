@@ -206,7 +206,7 @@ def test_chart_versions_from_a_repo_search(binary: str) -> None:
     ("answer", "error"),
     [
         ((0, "[]", ""), "no chart cilium/cilium in the Helm repositories"),
-        ((1, "", "Error: no repositories configured\n"), "add the repo first"),
+        ((1, "", "Error: no repositories configured\n"), "the repository cilium is not added"),
     ],
 )
 def test_chart_missing_from_repos(binary: str, answer: tuple[int, str, str], error: str) -> None:

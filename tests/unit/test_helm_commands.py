@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -10,8 +12,8 @@ from helm_fakes import CHARTS, REPO, SECRET, STANDINS, Recorder, fake_driver, fa
 
 from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.adapters.helm.client import Helm
-from pytest_cilium_upgrade.adapters.helm.runner import HelmCommand
-from pytest_cilium_upgrade.errors import NotFound
+from pytest_cilium_upgrade.adapters.helm.commands import HelmCommand
+from pytest_cilium_upgrade.errors import HelmFailed, NotFound
 from pytest_cilium_upgrade.redact import REDACTED, Redactor
 
 
@@ -137,7 +139,7 @@ def test_upgrade_argv(binary: str, major: int, expected: tuple[str, ...]) -> Non
         values_files=[Path("v.yaml")],
         timeout_s=60,
         reuse_values=True,
-        current_version="1.16.3",
+        current_version="1.16.4",
         atomic=True,
         force=True,
         install=True,
@@ -168,7 +170,7 @@ def test_upgrade_can_reset_values(binary: str) -> None:
             "ns",
             reset_values=True,
             reuse_values=True,
-            current_version="1.17.0",
+            current_version="1.17.1",
         )
 
 
@@ -247,10 +249,9 @@ def test_template_and_repo_add_argv(binary: str) -> None:
     )
     assert helm.repo_add_command(REPO) is None
     assert helm.repo_add_command(STANDINS) is None
+    # a repository given by URL is named on each command, never added
     with_url = ChartSource.parse("cilium/cilium", "https://helm.cilium.io/")
-    add = helm.repo_add_command(with_url)
-    assert add is not None
-    assert add.argv[1:] == ("repo", "add", "cilium", "https://helm.cilium.io/", "--force-update")
+    assert helm.repo_add_command(with_url) is None
 
 
 def test_command_display_is_quoted_redacted_and_hides_stdin(binary: str) -> None:
@@ -308,3 +309,99 @@ def test_upgrade_with_reuse_values_of_a_missing_release(binary: str) -> None:
         fake_driver(binary, 4, recorder).upgrade(
             "cilium", STANDINS, "1.15.18", "kube-system", reuse_values=True
         )
+
+
+# --------------------------------------------------------------------------- as the cluster would
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_template_renders_for_the_clusters_version_and_api_versions(
+    binary: str, major: int
+) -> None:
+    helm = fake_helm(binary, major)
+    api_versions = ["v1", "monitoring.coreos.com/v1", "gateway.networking.k8s.io/v1/GatewayClass"]
+    command = helm.template_command(
+        "cilium",
+        STANDINS,
+        "1.15.1",
+        "kube-system",
+        ["saved.yaml"],
+        kube_version="v1.36.3",
+        api_versions=api_versions,
+    )
+    argv = command.argv
+    assert argv[argv.index("--kube-version") + 1] == "v1.36.3"
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--api-versions"] == api_versions
+    # without them Helm assumes a Kubernetes of its own (v1.20.0 in Helm 3): no flag at all
+    plain = helm.template_command("cilium", STANDINS, "1.15.1", "kube-system", ["saved.yaml"])
+    assert "--kube-version" not in plain.argv
+    assert "--api-versions" not in plain.argv
+    assert argv[: len(plain.argv)] == plain.argv
+
+
+# --------------------------------------------------------------------------- user-supplied values
+
+
+class ProbeRunner(Recorder):
+    """Answers the values probe with what a probe chart would print, and keeps its chart."""
+
+    def __init__(self, printed: str) -> None:
+        super().__init__()
+        self.printed = printed
+        self.chart: dict[str, str] = {}
+
+    def __call__(self, argv: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        super().__call__(argv, **kwargs)
+        chart = Path(argv[3])
+        self.chart = {
+            str(p.relative_to(chart)): p.read_text() for p in chart.rglob("*") if p.is_file()
+        }
+        out = f"---\n# Source: values-probe/templates/values.yaml\n{self.printed}\n"
+        return subprocess.CompletedProcess(list(argv), 0, out, "")
+
+
+@pytest.mark.parametrize("major", [3, 4])
+def test_user_values_asks_helm_with_the_upgrades_values_flags(binary: str, major: int) -> None:
+    runner = ProbeRunner('# values: {"a":1,"b":2,"tolerations":[{"operator":"Exists"}]}')
+    helm = fake_helm(binary, major, runner, kubeconfig="/kc", kube_context="ctx")
+    values = helm.user_values(["snapshot.yaml", "extra.yaml"], ["a=1,b=2", "x\\.y=1"])
+    assert values == {"a": 1, "b": 2, "tolerations": [{"operator": "Exists"}]}
+    (argv,) = runner.argvs
+    probe = argv[3]
+    assert argv[1:] == [
+        "template",
+        "values-probe",
+        probe,
+        "--values",
+        "snapshot.yaml",
+        "--values",
+        "extra.yaml",
+        "--set",
+        "a=1,b=2",
+        "--set",
+        "x\\.y=1",
+    ]  # local: no kubeconfig or context
+    # a chart without defaults, whose one template prints .Values; removed afterwards
+    assert runner.chart == {
+        "Chart.yaml": "apiVersion: v2\nname: values-probe\nversion: 0.0.0\n",
+        "templates/values.yaml": "# values: {{ toJson .Values }}\n",
+    }
+    assert not Path(probe).exists()
+
+
+def test_user_values_of_nothing_is_empty_and_garbage_is_an_error(binary: str) -> None:
+    assert fake_helm(binary, 3, ProbeRunner("# values: null")).user_values() == {}
+    for printed in ("# values: [1]", "# values: {oops", "nothing"):
+        helm = fake_helm(binary, 3, ProbeRunner(printed + f" {SECRET}"))
+        with pytest.raises(HelmFailed, match="printed no values mapping") as caught:
+            helm.user_values(["snapshot.yaml"])
+        assert SECRET not in str(caught.value)
+
+
+def test_user_values_failure_carries_helms_error(binary: str) -> None:
+    runner = Recorder(
+        {"template": (1, "", 'Error: failed parsing --set data: key "a" has no value')}
+    )
+    helm = fake_helm(binary, 3, runner)
+    with pytest.raises(HelmFailed, match='key "a" has no value'):
+        helm.user_values(set_values=["a"])

@@ -296,7 +296,8 @@ def test_requests_by_path_carry_credentials_and_errors_go_through_the_same_trans
     method, url, headers, _ = sent[-1]
     assert (method, url) == (
         "GET",
-        "https://127.0.0.1:1/api/v1/namespaces/kube-system/pods?labelSelector=k8s-app%3Dcilium",
+        "https://127.0.0.1:1/api/v1/namespaces/kube-system/pods"
+        "?labelSelector=k8s-app%3Dcilium&limit=100",
     )
     assert headers["authorization"] == "Bearer t"
     assert headers["Accept"] == "application/json"

@@ -7,7 +7,6 @@ against them are in :mod:`gate_harness`; each test changes the data per scenario
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -31,24 +30,19 @@ from gate_harness import (
     collected,
     failure_section,
     invalid_policy_log,
+    new_gate,
     seed_like,
     validator_not_ready,
 )
 
 from pytest_cilium_upgrade import checks, defaults
-from pytest_cilium_upgrade.gate.session import GateSession
 
 pytest_plugins = ["pytester"]
 
 
 @pytest.fixture
 def gate(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Gate:
-    # The conftest puts the real adapters back at unconfigure; this is the safety net.
-    monkeypatch.setattr(GateSession, "_adapters", GateSession._adapters)
-    for name in list(os.environ):
-        if name.startswith("CILIUM_UPGRADE_") or name in ("GITHUB_STEP_SUMMARY", "KUBECONFIG"):
-            monkeypatch.delenv(name)
-    return Gate(pytester)
+    return new_gate(pytester, monkeypatch)
 
 
 # --------------------------------------------------------------------------- inert

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_cilium_upgrade import defaults, options
-from pytest_cilium_upgrade.checks import CheckParams
+from pytest_cilium_upgrade.checks import CheckParams, IntendedValues
 from pytest_cilium_upgrade.gate.session import check_params
 from pytest_cilium_upgrade.gate.settings import Settings
 from pytest_cilium_upgrade.option_parsers import ParseContext, parse_bool
@@ -589,7 +589,7 @@ def test_check_params(make_settings: MakeSettings) -> None:
         s,
         recorded_revision=4,
         baseline_restarts={"cilium-abc": 2},
-        intended_overrides={"preflight": {"enabled": False}},
+        intended=IntendedValues({"preflight": {"enabled": False}}, 1),
         agent_daemonset="cilium-agent",
     )
     assert params == CheckParams(
@@ -601,7 +601,7 @@ def test_check_params(make_settings: MakeSettings) -> None:
         coverage_policy="strict",
         max_agent_restarts=0,
         recorded_revision=4,
-        intended_overrides={"preflight": {"enabled": False}},
+        intended=IntendedValues({"preflight": {"enabled": False}}, 1),
         baseline_restarts={"cilium-abc": 2},
     )
     assert check_params(Settings()) == CheckParams()
@@ -770,20 +770,29 @@ def test_perform_upgrade_needs_a_target_and_every_phase(make_settings: MakeSetti
     assert "runs every phase" in message
 
 
-@pytest.mark.parametrize(
-    "option",
-    [
-        "--cilium-dry-run",
-        "--cilium-keep-preflight",
-        "--cilium-set=a=b",
-        "--cilium-values-file=x.yaml",
-        "--cilium-upgrade-compatibility=1.14",
-    ],
-)
+@pytest.mark.parametrize("option", ["--cilium-dry-run", "--cilium-keep-preflight"])
 def test_upgrade_only_options_need_perform_upgrade(
     make_settings: MakeSettings, option: str
 ) -> None:
     assert "only applies with --cilium-perform-upgrade" in usage_error(make_settings, option)
+    assert "only applies with" in usage_error(make_settings, option, "--cilium-phase=post")
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["--cilium-set=a=b", "--cilium-values-file=x.yaml", "--cilium-upgrade-compatibility=1.14"],
+)
+def test_the_upgrades_values_go_with_a_performed_upgrade_or_a_single_phase(
+    make_settings: MakeSettings, option: str
+) -> None:
+    # pre renders the target with them and records them; post judges the values by them
+    for phase in ("pre", "post"):
+        make_settings(option, f"--cilium-phase={phase}")
+    make_settings(option, "--cilium-perform-upgrade", "--cilium-target-version=1.16.5")
+    # pre and post in one run have no upgrade between them to add the values
+    message = usage_error(make_settings, option)
+    assert "describes the upgrade" in message
+    assert "--cilium-phase pre or post" in message
 
 
 def test_upgrade_compatibility_is_a_version(make_settings: MakeSettings) -> None:

@@ -1,4 +1,5 @@
-"""Where target charts come from: a Helm repo reference, a directory of versions, one chart.
+"""Where target charts come from: a Helm repo reference, a repository URL, an OCI
+reference, a directory of versions, one chart.
 
 A :class:`ChartSource` is parsed from what the user gave and tells which chart versions
 it offers and which argument(s) Helm takes for one of them. Local charts are read here
@@ -6,6 +7,17 @@ it offers and which argument(s) Helm takes for one of them. Local charts are rea
 come from ``helm search repo``, through the narrow :class:`RepoSearch` a source is bound
 to, so this module knows nothing of the Helm client. :func:`check_reuse_values` says
 whether ``--reuse-values`` may carry values from one chart version to another.
+
+The remote kinds, as Helm 3 and 4 take them:
+
+* ``cilium/cilium``: a repository added to the user's helm; its versions are those of
+  helm's local index of it, which ``helm repo update`` refreshes.
+* a chart name in a repository given by URL (``--cilium-chart-repo``): every command
+  names the repository itself (``helm upgrade R cilium --repo URL --version X``), so
+  the index is fetched fresh and the user's repositories file is neither read for it
+  nor changed; its versions are listed from a repositories file of the gate's own.
+* ``oci://registry/path/cilium``: Helm fetches the version asked for; it has no way to
+  list the versions of an OCI repository, so none are listed.
 """
 
 from __future__ import annotations
@@ -16,7 +28,9 @@ import functools
 import os
 import re
 import tarfile
-from collections.abc import Mapping
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -24,11 +38,15 @@ from typing import Any, Protocol
 
 import yaml
 
-from pytest_cilium_upgrade import yamltext
+from pytest_cilium_upgrade import defaults, yamltext
 from pytest_cilium_upgrade.errors import GateError, NotFound
 from pytest_cilium_upgrade.versions import Version, VersionError
 
 _REPO_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_CHART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+OCI_PREFIX = "oci://"
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/]*@")
+REPO_URL_SCHEMES = ("https://", "http://")
 _TGZ_SUFFIXES = (".tgz", ".tar.gz")
 
 
@@ -37,17 +55,35 @@ class ChartSourceError(GateError, ValueError):
 
 
 class RepoSearch(Protocol):
-    """What a repo source needs from a helm client: the versions ``helm search repo`` lists."""
+    """What a remote source needs from a helm client: the versions ``helm search repo``
+    lists, and one version's archive (``helm pull``).
 
-    def search_repo(self, ref: str, *, include_prereleases: bool) -> list[Version]:
+    With ``repo_url``, ``ref`` is a chart name in the repository at that URL, which the
+    client must not add to the user's repositories.
+    """
+
+    def search_repo(
+        self, ref: str, *, include_prereleases: bool, repo_url: str | None = None
+    ) -> list[Version]:
         """The versions of chart ``ref``; empty when no known repository offers it."""
+        ...
+
+    def pull(
+        self, ref: str, version: Version, destination: Path, *, repo_url: str | None = None
+    ) -> Path:
+        """Download chart ``ref`` at ``version`` into ``destination``; the archive written."""
         ...
 
 
 class ChartSourceKind(enum.Enum):
     REPO = "Helm repo chart"
+    REPO_URL = "chart"  # shown as "chart cilium of the repository URL"
+    OCI = "OCI chart"
     DIRECTORY = "chart directory"
     CHART = "local chart"
+
+
+_REMOTE = (ChartSourceKind.REPO, ChartSourceKind.REPO_URL, ChartSourceKind.OCI)
 
 
 @dataclass(frozen=True)
@@ -96,6 +132,44 @@ def _chart_yaml_from_archive(path: Path) -> str:
     raise ChartSourceError(f"{path} is not a packaged Helm chart: no <chart>/Chart.yaml inside")
 
 
+# A chart's own files are small (Cilium's values.yaml is a few hundred kB): anything
+# larger is not read whole.
+_CHART_FILE_MAX = 16 * 1024 * 1024
+
+
+def read_chart_files(path: Path, names: Sequence[str]) -> dict[str, str | None]:
+    """The top-level files ``names`` of the chart at ``path`` (directory or ``.tgz``).
+
+    None for a file the chart does not have; :class:`ChartSourceError` when the chart
+    cannot be read.
+    """
+    found: dict[str, str | None] = dict.fromkeys(names)
+    try:
+        if path.is_dir():
+            for name in names:
+                file = path / name
+                if file.is_file():
+                    found[name] = _bounded_text(file.stat().st_size, file.read_bytes, file)
+            return found
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                parts = member.name.strip("/").split("/")
+                if len(parts) != 2 or parts[1] not in found or not member.isfile():
+                    continue
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    found[parts[1]] = _bounded_text(member.size, handle.read, path)
+    except (tarfile.TarError, OSError) as exc:
+        raise ChartSourceError(f"cannot read the chart {path}: {exc}") from exc
+    return found
+
+
+def _bounded_text(size: int, read: Callable[[], bytes], where: Path) -> str:
+    if size > _CHART_FILE_MAX:
+        raise ChartSourceError(f"a file of the chart {where} is over {_CHART_FILE_MAX} bytes")
+    return read().decode(errors="replace")
+
+
 def load_local_chart(path: Path) -> LocalChart:
     """Read name and version of the chart at ``path`` (directory or ``.tgz``)."""
     data = _parse_chart_yaml(str(path), _chart_yaml_text(path))
@@ -109,6 +183,55 @@ def load_local_chart(path: Path) -> LocalChart:
             f"Chart.yaml of {path} has version {raw!r}, which is not a semantic version"
         ) from exc
     return LocalChart(path, str(data.get("name") or ""), version)
+
+
+def check_repo_url(url: str) -> str:
+    """A chart repository URL as Helm's ``--repo`` takes it, or :class:`ChartSourceError`.
+
+    Credentials in it are refused: the URL is part of every helm command, and commands
+    are shown in reports and dry runs.
+    """
+    text = url.strip()
+    shown = repr(_USERINFO.sub(r"\1***@", text))  # messages never quote credentials
+    if not text.startswith(REPO_URL_SCHEMES):
+        raise ChartSourceError(f"chart repository URL {shown} must start with https:// or http://")
+    if any(ch.isspace() for ch in text):
+        raise ChartSourceError(f"chart repository URL {shown} holds white space")
+    try:
+        parts = urllib.parse.urlsplit(text)
+        host, _ = parts.hostname, parts.port  # a port that is no number raises here
+    except ValueError as exc:
+        raise ChartSourceError(f"chart repository URL {shown} is not valid: {exc}") from exc
+    if parts.username is not None or parts.password is not None:
+        raise ChartSourceError(
+            "the chart repository URL holds credentials, which every helm command and"
+            " report would show: add the repository to helm yourself (`helm repo add NAME"
+            " URL --username USER --password-stdin`) and give --cilium-chart NAME/cilium"
+        )
+    if not host:
+        raise ChartSourceError(f"chart repository URL {shown} names no host")
+    if parts.query or parts.fragment:
+        raise ChartSourceError(
+            f"chart repository URL {shown} has a query or fragment: Helm appends"
+            " /index.yaml to the URL's path"
+        )
+    return text
+
+
+# What helm prints when a repository chart's version is not in its local index of the
+# repository: Helm 3.1x and 4 (``chart "cilium" matching 1.20.0 not found in cilium index.
+# (try 'helm repo update')``), and older Helm 3 (``failed to download "cilium/cilium" at
+# version "1.20.0"``).
+_NOT_IN_INDEX = (
+    re.compile(r'chart "[^"]+" matching \S+ not found in \S+ index'),
+    re.compile(r'failed to download "[^"]+"'),
+)
+
+
+def not_in_local_index(stderr: str) -> bool:
+    """Whether helm failed because its local index of a repository lacks the version
+    asked for (an index older than the version, or a version never published)."""
+    return any(pattern.search(stderr) for pattern in _NOT_IN_INDEX)
 
 
 def parse_version(text: str) -> Version:
@@ -125,13 +248,16 @@ def parse_version(text: str) -> Version:
 class ChartSource:
     """Where target charts come from.
 
-    * ``REPO``: a Helm repo chart reference such as ``cilium/cilium``, optionally with
-      the repo URL to add first; versions come from ``helm search repo``.
+    * ``REPO``: a Helm repo chart reference such as ``cilium/cilium`` of a repository
+      added to helm; versions come from ``helm search repo`` (helm's local index).
+    * ``REPO_URL``: chart ``ref`` (``cilium``) of the repository at ``repo_url``, named
+      on every helm command (``--repo URL``); never added to the user's repositories.
+    * ``OCI``: an ``oci://`` reference; Helm lists no versions of it.
     * ``DIRECTORY``: a directory with one chart per version, ``<dir>/<version>/Chart.yaml``.
     * ``CHART``: a single chart directory or packaged ``.tgz`` (one version).
 
     ``spec`` is the text the user gave, used in messages. ``helm``, when bound, lists
-    the versions of a repo source (:meth:`versions`).
+    the versions of a repository source (:meth:`versions`) and pulls remote charts.
     """
 
     kind: ChartSourceKind
@@ -144,7 +270,11 @@ class ChartSource:
     def parse(
         cls, spec: str, repo_url: str | None = None, *, helm: RepoSearch | None = None
     ) -> ChartSource:
-        """Tell the form of ``spec`` and validate it; an existing path wins over a repo ref."""
+        """Tell the form of ``spec`` and validate it; an existing path wins over a repo ref.
+
+        With ``repo_url`` (``--cilium-chart-repo``), ``spec`` names the chart in that
+        repository: ``cilium``, or ``<repo>/cilium`` whose ``<repo>`` is not used.
+        """
         source = cls._parse(spec, repo_url)
         return dataclasses.replace(source, helm=helm) if helm is not None else source
 
@@ -154,26 +284,14 @@ class ChartSource:
         if not text:
             raise ChartSourceError("chart source is empty: give <repo>/<chart> or a path")
         if repo_url is not None:
-            repo_url = repo_url.strip()
-            if not repo_url.startswith(("https://", "http://")):
-                raise ChartSourceError(
-                    f"chart repo URL {repo_url!r} must start with https:// or http://"
-                )
-        if text.startswith("oci://"):
-            raise ChartSourceError(
-                f"chart source {text!r}: OCI references are not supported; "
-                "use a <repo>/<chart> reference or a local chart directory"
-            )
+            return cls._in_repository(text, check_repo_url(repo_url))
+        if text.startswith(OCI_PREFIX):
+            return cls._oci(text)
         path = Path(text).expanduser()
         if path.exists():
-            if repo_url is not None:
-                raise ChartSourceError(
-                    f"a chart repo URL applies only to <repo>/<chart> references, "
-                    f"not to the local path {text}"
-                )
             return cls._local(path, text)
         if _REPO_REF.match(text) and not text.startswith("."):
-            return cls(ChartSourceKind.REPO, text, text, repo_url)
+            return cls(ChartSourceKind.REPO, text, text)
         if (
             "/" in text
             or os.sep in text
@@ -185,6 +303,41 @@ class ChartSource:
             f"chart source {text!r} is neither a Helm repo chart reference (<repo>/<chart>, "
             "e.g. cilium/cilium) nor an existing chart directory or .tgz"
         )
+
+    @classmethod
+    def _in_repository(cls, text: str, url: str) -> ChartSource:
+        """Chart ``text`` (``cilium`` or ``<repo>/cilium``) of the repository at ``url``."""
+        if text.startswith(OCI_PREFIX) or os.path.isabs(text) or Path(text).expanduser().exists():
+            what = "the OCI chart" if text.startswith(OCI_PREFIX) else "the local chart"
+            raise ChartSourceError(
+                f"a chart repository URL ({url}) applies to a chart name such as cilium or"
+                f" cilium/cilium, not to {what} {text}: give one or the other"
+            )
+        if _REPO_REF.match(text):
+            return cls(ChartSourceKind.REPO_URL, text.split("/", 1)[1], text, url)
+        if _CHART_NAME.match(text):
+            return cls(ChartSourceKind.REPO_URL, text, text, url)
+        raise ChartSourceError(
+            f"chart {text!r} is no chart name (cilium, or cilium/cilium) to take from the"
+            f" chart repository {url}"
+        )
+
+    @classmethod
+    def _oci(cls, text: str) -> ChartSource:
+        """``oci://registry[:port]/path/chart``: no tag or digest, the version is separate."""
+        rest = text[len(OCI_PREFIX) :].rstrip("/")
+        host, _, path = rest.partition("/")
+        if not host or "" in path.split("/") or any(ch.isspace() for ch in text):
+            raise ChartSourceError(
+                f"chart source {text!r} is not an OCI chart reference such as"
+                " oci://registry.example.com/charts/cilium"
+            )
+        if "@" in rest or ":" in path.rsplit("/", 1)[-1]:
+            raise ChartSourceError(
+                f"OCI chart reference {text!r} has a tag or digest: give the reference"
+                " without it and the version with --cilium-target-version"
+            )
+        return cls(ChartSourceKind.OCI, f"{OCI_PREFIX}{rest}", text)
 
     @classmethod
     def _local(cls, path: Path, spec: str) -> ChartSource:
@@ -214,25 +367,30 @@ class ChartSource:
     # ------------------------------------------------------------------ properties
     @property
     def is_local(self) -> bool:
-        return self.kind is not ChartSourceKind.REPO
+        return self.kind not in _REMOTE
 
     @property
     def repo_name(self) -> str | None:
-        """``cilium`` for ``cilium/cilium``; None for local sources."""
+        """``cilium`` for ``cilium/cilium``, a repository added to helm whose local index
+        lists the versions; None for every other source (a repository given by URL is
+        never added, its index never stale)."""
         return self.ref.split("/", 1)[0] if self.kind is ChartSourceKind.REPO else None
 
     @property
     def chart_name(self) -> str:
-        if self.kind is ChartSourceKind.REPO:
-            return self.ref.split("/", 1)[1]
+        if self.kind in (ChartSourceKind.REPO, ChartSourceKind.OCI):
+            return self.ref.rsplit("/", 1)[1]
+        if self.kind is ChartSourceKind.REPO_URL:
+            return self.ref
         if self.kind is ChartSourceKind.CHART:
             return load_local_chart(Path(self.ref)).name
         names = {c.name for c in self.local_charts()}
         return names.pop() if len(names) == 1 else ""
 
     def __str__(self) -> str:
-        text = f"{self.kind.value} {self.spec}"
-        return f"{text} ({self.repo_url})" if self.repo_url else text
+        if self.kind is ChartSourceKind.REPO_URL:
+            return f"chart {self.ref} of the repository {self.repo_url}"
+        return f"{self.kind.value} {self.spec}"
 
     # ------------------------------------------------------------------ local versions
     def _scan(self) -> tuple[list[LocalChart], list[str]]:
@@ -259,8 +417,8 @@ class ChartSource:
         return charts, skipped
 
     def local_charts(self) -> list[LocalChart]:
-        """The charts on disk, lowest version first (empty for a repo reference)."""
-        if self.kind is ChartSourceKind.REPO:
+        """The charts on disk, lowest version first (empty for a remote chart)."""
+        if not self.is_local:
             return []
         if self.kind is ChartSourceKind.CHART:
             return [load_local_chart(Path(self.ref))]
@@ -272,14 +430,25 @@ class ChartSource:
 
     # ------------------------------------------------------------------ versions on offer
     def versions(self, *, include_prereleases: bool = False) -> list[Version]:
-        """The versions on offer, lowest first; a repo source needs a bound ``helm``.
+        """The versions on offer, lowest first; a repository source needs a bound ``helm``.
 
-        :class:`NotFound` when no repository known to helm offers a repo source's chart.
+        :class:`NotFound` when no repository known to helm offers a repo source's chart,
+        or the repository at a source's URL offers no such chart. An OCI chart lists
+        none: Helm cannot list the versions of an OCI repository (it fetches the one
+        asked for, which the render of the target proves).
         """
-        if self.kind is not ChartSourceKind.REPO:
+        if self.kind is ChartSourceKind.OCI:
+            return []
+        if self.is_local:
             versions = self.local_versions()
         elif self.helm is None:
             raise ChartSourceError(f"cannot list the versions of {self} without a helm client")
+        elif self.kind is ChartSourceKind.REPO_URL:
+            versions = self.helm.search_repo(
+                self.ref, include_prereleases=include_prereleases, repo_url=self.repo_url
+            )
+            if not versions:
+                raise NotFound(f"the chart repository {self.repo_url} offers no chart {self.ref}")
         else:
             versions = self.helm.search_repo(self.ref, include_prereleases=include_prereleases)
             if not versions:
@@ -289,7 +458,9 @@ class ChartSource:
         return sorted(set(versions))
 
     def local_versions(self) -> list[Version]:
-        if self.kind is ChartSourceKind.REPO:
+        if self.kind is ChartSourceKind.OCI:
+            raise ChartSourceError(f"helm lists no versions of the {self}")
+        if not self.is_local:
             raise ChartSourceError(
                 f"the versions of {self} come from `helm search repo`; bind a helm client "
                 "and use versions()"
@@ -297,18 +468,45 @@ class ChartSource:
         return [c.version for c in self.local_charts()]
 
     def _not_in_repos(self) -> str:
+        repo = self.repo_name
+        known = repo == defaults.CHART_REF.split("/")[0]
+        url = defaults.CHART_REPO_URL if known else "<url>"
         hint = (
-            f"`helm repo add {self.repo_name} {self.repo_url}` failed to provide it"
-            if self.repo_url
-            else f"add the repo first (`helm repo add {self.repo_name} <url>`) or give its URL"
+            f"the repository {repo} is not added (or offers no chart {self.chart_name});"
+            f" add it with `helm repo add {repo} {url}`, or give its URL with"
+            " --cilium-chart-repo, or a chart directory"
         )
         return f"no chart {self.ref} in the Helm repositories known to helm: {hint}"
 
+    # ------------------------------------------------------------------ files of a version
+    def chart_files(self, version: str | Version, names: Sequence[str]) -> dict[str, str | None]:
+        """The top-level files ``names`` of ``version`` of this chart (None: it has no such file).
+
+        A local chart is read where it is; a remote chart is pulled by the bound helm
+        into a temporary directory first. :class:`ChartSourceError` when the chart
+        cannot be read, a :class:`GateError` of the helm client when it cannot be pulled.
+        """
+        wanted = version if isinstance(version, Version) else parse_version(version)
+        if self.is_local:
+            return read_chart_files(Path(self.chart_args(wanted)[0]), names)
+        if self.helm is None:
+            raise ChartSourceError(f"cannot pull {self} without a helm client")
+        with tempfile.TemporaryDirectory(prefix="cilium-chart-") as tmp:
+            if self.repo_url is None:
+                archive = self.helm.pull(self.ref, wanted, Path(tmp))
+            else:
+                archive = self.helm.pull(self.ref, wanted, Path(tmp), repo_url=self.repo_url)
+            return read_chart_files(archive, names)
+
     # ------------------------------------------------------------------ helm arguments
     def chart_args(self, version: str | Version) -> list[str]:
-        """The chart argument(s) Helm takes for ``version`` of this source."""
+        """The chart argument(s) Helm takes for ``version`` of this source (the same for
+        ``helm template``, ``install``, ``upgrade``, ``pull`` and ``show``)."""
         wanted = version if isinstance(version, Version) else parse_version(version)
-        if self.kind is ChartSourceKind.REPO:
+        if self.kind is ChartSourceKind.REPO_URL:
+            assert self.repo_url is not None
+            return [self.ref, "--repo", self.repo_url, "--version", str(wanted)]
+        if self.kind in (ChartSourceKind.REPO, ChartSourceKind.OCI):
             return [self.ref, "--version", str(wanted)]
         charts = self.local_charts()
         for chart in charts:
@@ -331,29 +529,31 @@ class ChartSource:
 
 
 def check_reuse_values(current: str | Version | None, target: str | Version) -> None:
-    """Refuse ``--reuse-values`` unless the chart stays on the same minor version.
+    """Refuse ``--reuse-values`` unless the chart version stays the same.
 
-    ``--reuse-values`` keeps the old chart's defaults and drops every new default of
-    the target chart, which breaks rendering across minors (cilium/cilium#18115,
-    #33841). Save the values with ``helm get values`` and pass them with ``-f`` instead.
+    ``--reuse-values`` keeps the old chart's values and drops every new default of the
+    target chart, which breaks rendering across minors (cilium/cilium#18115, #33841) and
+    within one as well: the real 1.15.19 templates read ``sysctlfix``, which 1.15.0's
+    values lack. The upgrade guide calls it safe only when the chart version does not
+    change. Save the values with ``helm get values`` and pass them with ``-f`` instead.
     """
     target_v = target if isinstance(target, Version) else parse_version(target)
     if current is None or (isinstance(current, str) and not current.strip()):
         raise ValueError(
-            "reuse_values needs the installed chart version to check that the minor "
-            "version does not change; pass current_version"
+            "reuse_values needs the installed chart version to check that it does not "
+            "change; pass current_version"
         )
     current_v = current if isinstance(current, Version) else Version.try_parse(current)
     if current_v is None:
         raise ValueError(
             f"reuse_values refused: the installed chart version {current!r} is not a "
-            "semantic version, so a minor version change cannot be ruled out"
+            "semantic version, so a version change cannot be ruled out"
         )
-    if current_v.minor_line != target_v.minor_line:
+    if current_v != target_v:
         raise ValueError(
-            f"reuse_values refused for {current_v} -> {target_v}: --reuse-values across "
-            "minor versions keeps the old chart's values and drops every new default of "
-            f"the {target_v.minor_str()} chart, which breaks rendering (cilium/cilium#18115, "
-            "#33841). Save the values with `helm get values <release> -o yaml`, review "
+            f"reuse_values refused for {current_v} -> {target_v}: --reuse-values keeps the "
+            f"old chart's values and drops every new default of the {target_v} chart, which "
+            "breaks rendering (cilium/cilium#18115, #33841). Save the values with "
+            "`helm get values <release> -o yaml`, review "
             "them for removed or renamed keys, and pass them as a values file instead"
         )

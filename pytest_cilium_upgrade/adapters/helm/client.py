@@ -13,10 +13,10 @@ flags or JSON differ, the difference is handled here and callers see one shape:
   the live objects of the release: :meth:`Helm.status` drops them and adds the chart
   from ``helm get metadata`` (see :mod:`.normalize`).
 
-Mutating operations are built as :class:`HelmCommand` objects first
-(``install_command``, ``upgrade_command``, ...), so a dry run can print the exact
-argument list without running it; :meth:`Helm.execute` runs one (through the
-:class:`~.runner.Runner`). Values given as a mapping go to Helm on stdin (``-f -``),
+Mutating operations are built as :class:`~.commands.HelmCommand` objects first
+(``install_command``, ``upgrade_command``, ... in :mod:`.commands`), so a dry run can
+print the exact argument list without running it; :meth:`Helm.execute` runs one
+(through the :class:`~.runner.Runner`). Values given as a mapping go to Helm on stdin (``-f -``),
 never on the command line.
 """
 
@@ -25,15 +25,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pytest_cilium_upgrade.adapters.cachedir import default_cache_dir
-from pytest_cilium_upgrade.adapters.helm.charts import (
-    ChartSource,
-    check_reuse_values,
-    parse_version,
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
+from pytest_cilium_upgrade.adapters.helm.commands import (
+    DEFAULT_WAIT_TIMEOUT,
+    PRIVATE_REPO,
+    HelmCommand,
+    HelmCommands,
 )
 from pytest_cilium_upgrade.adapters.helm.normalize import (
     load_json,
@@ -42,13 +46,11 @@ from pytest_cilium_upgrade.adapters.helm.normalize import (
     normalize_status,
     tail,
 )
-from pytest_cilium_upgrade.adapters.helm.runner import (
-    HelmCall,
-    HelmCommand,
-    Runner,
-    duration,
-    run_subprocess,
-    values_args,
+from pytest_cilium_upgrade.adapters.helm.runner import HelmCall, Runner, run_subprocess
+from pytest_cilium_upgrade.adapters.helm.values import (
+    PROBE_CHART_YAML,
+    PROBE_TEMPLATE,
+    probe_values,
 )
 from pytest_cilium_upgrade.adapters.helm.versioncache import VersionCache
 from pytest_cilium_upgrade.defaults import HELM_SUPPORTED_MAJORS
@@ -60,13 +62,8 @@ _ANY_MAJOR = " or ".join(str(m) for m in HELM_SUPPORTED_MAJORS)  # "3 or 4"
 _EVERY_MAJOR = " and ".join(f"Helm {m}" for m in HELM_SUPPORTED_MAJORS)  # "Helm 3 and Helm 4"
 INSTALL_HINT = f"install Helm {_ANY_MAJOR} (https://helm.sh/docs/intro/install/) or pass its path"
 DEFAULT_TIMEOUT = 120.0
-DEFAULT_WAIT_TIMEOUT = 300.0
-# Extra time the subprocess gets beyond Helm's own ``--timeout``, so that Helm reports
-# its timeout itself instead of being killed.
-WAIT_MARGIN = 60.0
 HISTORY_MAX = 256
 WAIT_STRATEGIES = ("watcher", "legacy", "hookOnly")
-
 _RELEASE_NOT_FOUND = "release: not found"
 _WAIT_TIMED_OUT = ("context deadline exceeded", "timed out waiting for the condition")
 
@@ -78,8 +75,11 @@ class HelmTimeout(HelmFailed, Timeout):
     """
 
 
-class Helm:
-    """A ``helm`` client of a supported major version, bound to one cluster."""
+class Helm(HelmCommands):
+    """A ``helm`` client of a supported major version, bound to one cluster.
+
+    Builds its commands as :class:`~.commands.HelmCommands`; runs them here.
+    """
 
     def __init__(
         self,
@@ -122,28 +122,6 @@ class Helm:
         if runner is None:
             self._versions = VersionCache(default_cache_dir() / "helm-version")
 
-    # ------------------------------------------------------------------ plumbing
-    def _global_args(self) -> list[str]:
-        args: list[str] = []
-        if self.kubeconfig:
-            args += ["--kubeconfig", self.kubeconfig]
-        if self.kube_context:
-            args += ["--kube-context", self.kube_context]
-        return args
-
-    def command(
-        self,
-        *args: str,
-        stdin: str | None = None,
-        timeout: float | None = None,
-        cluster: bool = True,
-    ) -> HelmCommand:
-        """A :class:`HelmCommand` for ``helm <args>`` with the kubeconfig/context flags."""
-        argv = [self.binary, *args]
-        if cluster:
-            argv += self._global_args()
-        return HelmCommand(tuple(argv), timeout or self.timeout, stdin)
-
     def _redacted_argv(self, argv: Sequence[str]) -> list[str]:
         return [self.redactor.redact(a) for a in argv]
 
@@ -161,12 +139,16 @@ class Helm:
             raise NotFound(f"Helm release {release} not found in namespace {namespace}")
         raise self._failure(command, proc)
 
-    def _run(self, command: HelmCommand) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, command: HelmCommand, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` with the client's environment, ``env`` added to it."""
         shown = tuple(self._redacted_argv(command.argv))
         started = time.monotonic()
+        run_env = self.env if env is None else {**self.env, **env}
         try:
             proc = self._runner(
-                command.argv, input_text=command.stdin, env=self.env, timeout=command.timeout
+                command.argv, input_text=command.stdin, env=run_env, timeout=command.timeout
             )
         except subprocess.TimeoutExpired:
             self.calls.append(HelmCall(shown, None, time.monotonic() - started))
@@ -179,6 +161,12 @@ class Helm:
             raise HelmNotFound(f"cannot run helm at {self.binary}: {exc}; {INSTALL_HINT}") from exc
         self.calls.append(HelmCall(shown, proc.returncode, time.monotonic() - started))
         return proc
+
+    def _unreadable(self, command: HelmCommand, what: str, exc: ValueError) -> HelmFailed:
+        """Output of ``command`` that is not ``what`` in Helm's shape: one line, no document."""
+        return HelmFailed(
+            self._redacted_argv(command.argv), 0, f"printed {what} that cannot be read: {exc}"
+        )
 
     def _stderr(self, proc: subprocess.CompletedProcess[str]) -> str:
         return tail(self.redactor.redact(proc.stderr or proc.stdout or ""))
@@ -237,7 +225,10 @@ class Helm:
             metadata = self._metadata(release, namespace)
         except NotFound:
             return None
-        normalized = normalize_status(raw if isinstance(raw, Mapping) else {}, metadata)
+        try:
+            normalized = normalize_status(raw if isinstance(raw, Mapping) else {}, metadata)
+        except ValueError as exc:  # not Helm's shape (another storage driver, a plugin)
+            raise self._unreadable(command, "a release status", exc) from None
         normalized["info"]["description"] = self.redactor.redact(normalized["info"]["description"])
         return normalized
 
@@ -267,7 +258,10 @@ class Helm:
             "history", release, "--namespace", namespace, "-o", "json", "--max", str(max_revisions)
         )
         data = self._json(command, release, namespace)
-        entries = [normalize_history_entry(e) for e in data or [] if isinstance(e, Mapping)]
+        try:
+            entries = [normalize_history_entry(e) for e in data or [] if isinstance(e, Mapping)]
+        except ValueError as exc:
+            raise self._unreadable(command, "a release history", exc) from None
         for entry in entries:
             entry["description"] = self.redactor.redact(entry["description"])
         return sorted(entries, key=lambda e: int(e["revision"]))
@@ -296,12 +290,18 @@ class Helm:
         return data
 
     # ------------------------------------------------------------------ charts
-    def search_repo(self, ref: str, *, include_prereleases: bool = False) -> list[Version]:
+    def search_repo(
+        self, ref: str, *, include_prereleases: bool = False, repo_url: str | None = None
+    ) -> list[Version]:
         """The versions of chart ``ref`` (``<repo>/<chart>``) in the repos helm knows.
 
         Empty when no repository offers it, or none is configured; this is the
         :class:`~.charts.RepoSearch` a :class:`~.charts.ChartSource` is bound to.
+        With ``repo_url``, ``ref`` is a chart name in the repository at that URL: see
+        :meth:`repo_url_env`.
         """
+        if repo_url is not None:
+            return self._search_repo_url(ref, repo_url, include_prereleases)
         args = ["search", "repo", ref, "--versions", "-o", "json"]
         if include_prereleases:
             args.append("--devel")
@@ -311,7 +311,26 @@ class Helm:
             if "no repositories" in (proc.stderr or ""):
                 return []
             raise self._failure(command, proc)
-        data = load_json(command.argv, proc.stdout) or []
+        return self._found_versions(command, proc.stdout, ref)
+
+    def _search_repo_url(
+        self, chart: str, repo_url: str, include_prereleases: bool
+    ) -> list[Version]:
+        add, search = self.repo_url_commands(
+            chart, repo_url, include_prereleases=include_prereleases
+        )
+        with tempfile.TemporaryDirectory(prefix="cilium-chart-repo-") as tmp:
+            env = self.repo_url_env(Path(tmp))
+            for command in (add, search):
+                proc = self._run(command, env)
+                if proc.returncode != 0:
+                    raise self._failure(command, proc)
+        return self._found_versions(search, proc.stdout, f"{PRIVATE_REPO}/{chart}")
+
+    @staticmethod
+    def _found_versions(command: HelmCommand, stdout: str, ref: str) -> list[Version]:
+        """The versions of ``ref`` in ``helm search repo -o json`` output."""
+        data = load_json(command.argv, stdout) or []
         return [
             v
             for e in data
@@ -320,43 +339,40 @@ class Helm:
             if v is not None
         ]
 
-    # ------------------------------------------------------------------ values
-    def _wait_args(self, wait: bool, timeout_s: float) -> list[str]:
-        args: list[str] = []
-        if wait:
-            args.append("--wait" if self.major() == 3 else f"--wait={self.wait_strategy}")
-        args += ["--timeout", duration(timeout_s)]
-        return args
-
-    def _flag(self, helm3: str, helm4: str) -> str:
-        return helm3 if self.major() == 3 else helm4
-
-    def _mutation_timeout(self, timeout_s: float) -> float:
-        return max(self.timeout, timeout_s + WAIT_MARGIN)
-
-    # ------------------------------------------------------------------ template
-    def template_command(
+    def pull(
         self,
-        release: str,
-        chart: ChartSource,
+        ref: str,
         version: str | Version,
-        namespace: str,
-        values_files: Iterable[str | os.PathLike[str]] = (),
-        set_values: Iterable[str] = (),
-        set_string_values: Iterable[str] = (),
+        destination: Path,
         *,
-        values: Mapping[str, Any] | None = None,
-    ) -> HelmCommand:
-        vargs, stdin = values_args(values_files, values, set_values, set_string_values)
-        return self.command(
-            "template",
-            release,
-            *chart.chart_args(version),
-            "--namespace",
-            namespace,
-            *vargs,
-            stdin=stdin,
+        repo_url: str | None = None,
+    ) -> Path:
+        """``helm pull REF --version X --destination DIR``: the chart archive it wrote.
+
+        The :class:`~.charts.RepoSearch` way to a repo chart's own files (``helm show``
+        has no subcommand for ``values.schema.json`` in Helm 3 or 4). ``REF`` may be an
+        ``oci://`` reference; with ``repo_url`` it is a chart name in that repository
+        (``--repo URL``).
+        """
+        command = self.command(
+            "pull",
+            ref,
+            *(["--repo", repo_url] if repo_url is not None else []),
+            "--version",
+            str(version),
+            "--destination",
+            os.fspath(destination),
+            cluster=False,
         )
+        self.execute(command)
+        archives = sorted(destination.glob("*.tgz"))
+        if len(archives) != 1:
+            raise HelmFailed(
+                self._redacted_argv(command.argv),
+                0,
+                f"helm pull wrote {len(archives)} chart archives, not one, to {destination}",
+            )
+        return archives[0]
 
     def template(
         self,
@@ -369,9 +385,11 @@ class Helm:
         set_string_values: Iterable[str] = (),
         *,
         values: Mapping[str, Any] | None = None,
+        kube_version: str | None = None,
+        api_versions: Iterable[str] = (),
     ) -> str:
         """The rendered manifest; a chart that refuses the values raises :class:`HelmFailed`
-        whose ``stderr`` carries the chart's own message."""
+        whose ``stderr`` carries the chart's own message. See :meth:`template_command`."""
         command = self.template_command(
             release,
             chart,
@@ -381,94 +399,33 @@ class Helm:
             set_values,
             set_string_values,
             values=values,
+            kube_version=kube_version,
+            api_versions=api_versions,
         )
         return self.execute(command).stdout
 
-    # ------------------------------------------------------------------ install / upgrade
-    # Built, not run: the upgrade steps print them in a dry run and run them with execute.
-    def install_command(
+    def user_values(
         self,
-        release: str,
-        chart: ChartSource,
-        version: str | Version,
-        namespace: str,
-        *,
         values_files: Iterable[str | os.PathLike[str]] = (),
-        values: Mapping[str, Any] | None = None,
         set_values: Iterable[str] = (),
-        set_string_values: Iterable[str] = (),
-        wait: bool = True,
-        timeout_s: float = DEFAULT_WAIT_TIMEOUT,
-        atomic: bool = False,
-        force: bool = False,
-        create_namespace: bool = False,
-    ) -> HelmCommand:
-        vargs, stdin = values_args(values_files, values, set_values, set_string_values)
-        args = ["install", release, *chart.chart_args(version), "--namespace", namespace, *vargs]
-        args += self._wait_args(wait, timeout_s)
-        if atomic:
-            args.append(self._flag("--atomic", "--rollback-on-failure"))
-        if force:
-            args.append(self._flag("--force", "--force-replace"))
-        if create_namespace:
-            args.append("--create-namespace")
-        return self.command(*args, stdin=stdin, timeout=self._mutation_timeout(timeout_s))
+    ) -> dict[str, Any]:
+        """The user-supplied values of ``helm upgrade -f FILE... --set ITEM...``, as Helm
+        computes them: what ``helm get values`` prints after such an upgrade.
 
-    def upgrade_command(
-        self,
-        release: str,
-        chart: ChartSource,
-        version: str | Version,
-        namespace: str,
-        *,
-        values_files: Iterable[str | os.PathLike[str]] = (),
-        values: Mapping[str, Any] | None = None,
-        set_values: Iterable[str] = (),
-        set_string_values: Iterable[str] = (),
-        wait: bool = True,
-        timeout_s: float = DEFAULT_WAIT_TIMEOUT,
-        reuse_values: bool = False,
-        reset_values: bool = False,
-        current_version: str | Version | None = None,
-        atomic: bool = False,
-        force: bool = False,
-        install: bool = False,
-    ) -> HelmCommand:
-        """``current_version`` (the installed chart version) is required with ``reuse_values``."""
-        target = version if isinstance(version, Version) else parse_version(version)
-        if reuse_values:
-            check_reuse_values(current_version, target)
-            if reset_values:
-                raise ValueError("reuse_values and reset_values exclude each other")
-        vargs, stdin = values_args(values_files, values, set_values, set_string_values)
-        args = ["upgrade", release, *chart.chart_args(target), "--namespace", namespace, *vargs]
-        args += self._wait_args(wait, timeout_s)
-        if reuse_values:
-            args.append("--reuse-values")
-        if reset_values:
-            args.append("--reset-values")
-        if atomic:
-            args.append(self._flag("--atomic", "--rollback-on-failure"))
-        if force:
-            args.append(self._flag("--force", "--force-replace"))
-        if install:
-            args.append("--install")
-        return self.command(*args, stdin=stdin, timeout=self._mutation_timeout(timeout_s))
-
-    # ------------------------------------------------------------------ uninstall / rollback
-    def uninstall_command(
-        self,
-        release: str,
-        namespace: str,
-        wait: bool = True,
-        *,
-        timeout_s: float = DEFAULT_WAIT_TIMEOUT,
-        keep_history: bool = False,
-    ) -> HelmCommand:
-        args = ["uninstall", release, "--namespace", namespace, *self._wait_args(wait, timeout_s)]
-        if keep_history:
-            args.append("--keep-history")
-        return self.command(*args, timeout=self._mutation_timeout(timeout_s))
+        Helm itself merges the files and parses the ``--set`` items (``a=1,b=2``, list
+        indices, escaped dots, ``{a,b}`` lists, typed scalars, ``null``): it renders a
+        probe chart without defaults, written to a private temporary directory, whose one
+        template prints ``.Values`` as JSON. The result may hold secrets: it is returned,
+        never logged; a failure carries Helm's error, never the values.
+        """
+        with tempfile.TemporaryDirectory(prefix="cilium-values-probe-") as tmp:
+            chart = Path(tmp) / "probe"
+            (chart / "templates").mkdir(parents=True)
+            (chart / "Chart.yaml").write_text(PROBE_CHART_YAML)
+            (chart / "templates" / "values.yaml").write_text(PROBE_TEMPLATE)
+            command = self.user_values_command(chart, values_files, set_values)
+            stdout = self.execute(command).stdout
+        return probe_values(stdout, self._redacted_argv(command.argv))
 
     def uninstall(
         self,
@@ -489,25 +446,6 @@ class Helm:
         return self.redactor.redact(
             self.execute(command, release=release, namespace=namespace).stdout
         )
-
-    def rollback_command(
-        self,
-        release: str,
-        revision: int,
-        namespace: str,
-        wait: bool = True,
-        timeout_s: float = DEFAULT_WAIT_TIMEOUT,
-        *,
-        force: bool = False,
-    ) -> HelmCommand:
-        """``revision`` 0 means the previous revision, as in Helm."""
-        if revision < 0:
-            raise ValueError(f"revision must be 0 (previous) or more, not {revision}")
-        args = ["rollback", release, str(revision), "--namespace", namespace]
-        args += self._wait_args(wait, timeout_s)
-        if force:
-            args.append(self._flag("--force", "--force-replace"))
-        return self.command(*args, timeout=self._mutation_timeout(timeout_s))
 
 
 # --------------------------------------------------------------------------- pure helpers

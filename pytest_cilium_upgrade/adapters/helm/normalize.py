@@ -34,6 +34,23 @@ def load_json(argv: Sequence[str], text: str) -> Any:
         raise HelmFailed(list(argv), 0, message) from None
 
 
+def number(value: Any, field: str) -> int:
+    """A number Helm printed (an integer, or its digits; 0 when absent).
+
+    :class:`ValueError` naming ``field`` for anything else: output of another shape than
+    Helm's (a storage driver or a plugin that writes other types) is refused here, with
+    one line, rather than failing somewhere later.
+    """
+    if value is None or value == "":
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().removeprefix("-").isdigit():
+        return int(value.strip())
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
+    raise ValueError(f"{field} is {shown}, not a number")
+
+
 def normalize_status(
     status: Mapping[str, Any], metadata: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -52,12 +69,12 @@ def normalize_status(
         "deleted": str(info.get("deleted") or ""),
         "description": str(info.get("description") or ""),
         "status": str(info.get("status") or ""),
-        "rollback_revision": int(info.get("rollback_revision") or 0),
+        "rollback_revision": number(info.get("rollback_revision"), "info.rollback_revision"),
     }
     out: dict[str, Any] = {
         "name": str(status.get("name") or ""),
         "namespace": str(status.get("namespace") or ""),
-        "version": int(status.get("version") or 0),
+        "version": number(status.get("version"), "version"),
         "info": out_info,
     }
     chart_meta: dict[str, str] = {}
@@ -89,13 +106,13 @@ def normalize_history_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     Helm 4 omits ``updated`` when unset and adds ``rollback_revision`` to rollbacks.
     """
     return {
-        "revision": int(entry.get("revision") or 0),
+        "revision": number(entry.get("revision"), "revision"),
         "updated": str(entry.get("updated") or ""),
         "status": str(entry.get("status") or ""),
         "chart": str(entry.get("chart") or ""),
         "app_version": str(entry.get("app_version") or ""),
         "description": str(entry.get("description") or ""),
-        "rollback_revision": int(entry.get("rollback_revision") or 0),
+        "rollback_revision": number(entry.get("rollback_revision"), "rollback_revision"),
     }
 
 
@@ -108,6 +125,6 @@ def metadata_from_history(release: str, namespace: str, entry: Mapping[str, Any]
         "chart": name,
         "version": version,
         "appVersion": str(entry.get("app_version") or ""),
-        "revision": int(entry.get("revision") or 0),
+        "revision": number(entry.get("revision"), "revision"),
         "status": str(entry.get("status") or ""),
     }

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_cilium_upgrade.adapters.helm.normalize import number
 from pytest_cilium_upgrade.errors import GateError
 from pytest_cilium_upgrade.snapshot.model.jsondata import JSONDict
 
@@ -120,8 +121,13 @@ def revisions(objects: Iterable[Mapping[str, Any]]) -> dict[str, list[Revision]]
         except RecordError as exc:
             raise RecordError(f"{obj.get('kind')} {meta.get('name')}: {exc}") from None
         name = str(release.get("name") or labels.get("name") or "")
-        number = int(release.get("version") or labels.get("version") or 0)
-        found.setdefault(name, []).append(Revision(name, number, release))
+        try:
+            revision = number(release.get("version") or labels.get("version"), "version")
+        except ValueError as exc:
+            raise RecordError(
+                f"{obj.get('kind')} {meta.get('name')}: not a Helm release record: its {exc}"
+            ) from None
+        found.setdefault(name, []).append(Revision(name, revision, release))
     for entries in found.values():
         entries.sort(key=lambda r: r.revision)
     return found

@@ -43,6 +43,7 @@ from pytest_cilium_upgrade.snapshot.model.objects import (
 )
 from pytest_cilium_upgrade.snapshot.model.release import (
     ChartRender,
+    ChartValues,
     HelmHistoryEntry,
     HelmRelease,
     ValuesSnapshotFile,
@@ -59,6 +60,7 @@ from pytest_cilium_upgrade.snapshot.model.selectors import (
 __all__ = [
     "AccessReview",
     "ChartRender",
+    "ChartValues",
     "ClusterSnapshot",
     "ContainerSpec",
     "ContainerStatus",
@@ -122,26 +124,38 @@ class AccessReview:
 
 
 @dataclass(frozen=True)
+class ApiFailure:
+    """Why the cluster could not be read at all (its first request failed)."""
+
+    message: str
+    # the HTTP status when the API server answered, but with an error (429, 5xx, ...)
+    status: int | None = None
+    # the API server was reached but did not answer within the request timeout
+    no_answer: bool = False
+    # what went wrong in a few words, where it is not the API server being away or
+    # refusing: "kubeconfig not usable", "not a Kubernetes API server at <address>"
+    headline: str | None = None
+
+
+@dataclass(frozen=True)
 class ClusterSnapshot:
     """Everything one phase's checks read, collected once.
 
-    ``api_error`` / ``helm_error`` record that the cluster or the helm client could
+    ``api_failure`` / ``helm_error`` record that the cluster or the helm client could
     not be reached at all; the checks that need them are then skipped.
     ``release_error`` records that the release state (Helm's records) could not be
     read although helm works.
     """
 
     namespace: str = defaults.DEFAULT_NAMESPACE
-    api_error: str | None = None
-    # the HTTP status when the API server answered, but with an error (429, 5xx, ...)
-    api_status: int | None = None
-    # the API server was reached but did not answer within the request timeout
-    api_no_answer: bool = False
+    api_failure: ApiFailure | None = None
     server_version: str | None = None
     access_reviews: tuple[AccessReview, ...] = ()
     helm_version: str | None = None
     helm_error: str | None = None
     release_error: str | None = None
+    # the target chart's versions could not be listed (a repository not added, say)
+    chart_error: str | None = None
     release: HelmRelease | None = None
     release_history: tuple[HelmHistoryEntry, ...] = ()
     preflight_release: HelmRelease | None = None
@@ -154,6 +168,8 @@ class ClusterSnapshot:
     values_snapshot: ValuesSnapshotFile | None = None
     live_values: Mapping[str, Any] | None = None
     target_render: ChartRender | None = None
+    # the target chart's values.yaml and values.schema.json
+    target_chart_values: ChartValues | None = None
     # reads that failed although the API answered (e.g. a forbidden LIST)
     read_errors: tuple[str, ...] = ()
 

@@ -83,10 +83,32 @@ class HelmHistoryEntry:
 
 @dataclass(frozen=True)
 class ChartRender:
-    """The outcome of rendering a chart version with the values snapshot."""
+    """The outcome of rendering a chart version with the values snapshot.
+
+    Rendered for the cluster's Kubernetes version and with its API versions (how many:
+    ``api_versions``), as ``helm upgrade`` renders it; ``rendered`` is False when those
+    could not be read and the chart was therefore not rendered (``error`` says why).
+    """
 
     chart_version: str
     succeeded: bool
+    error: str = ""
+    kube_version: str = ""
+    api_versions: int = 0
+    rendered: bool = True
+
+
+@dataclass(frozen=True)
+class ChartValues:
+    """What the target chart says of its values: its ``values.yaml`` and ``values.schema.json``.
+
+    The texts as the chart holds them (None: the chart has no such file); ``error``
+    says why they could not be read. Parsed by the checks.
+    """
+
+    chart_version: str
+    values_yaml: str | None = None
+    schema_json: str | None = None
     error: str = ""
 
 
