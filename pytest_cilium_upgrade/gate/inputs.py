@@ -1,4 +1,5 @@
-"""The files the gate reads as given, checked when it starts: the chart, values files.
+"""The files the gate reads as given, checked when it starts: the chart, values files,
+and the state file a post-only run reads.
 
 :func:`input_problems` says what is wrong with ``--cilium-chart`` and
 ``--cilium-values-file`` before any cluster work, one line each, naming the option,
@@ -15,7 +16,9 @@ from pathlib import Path
 
 from pytest_cilium_upgrade.adapters.files import ValuesUnreadable, read_values
 from pytest_cilium_upgrade.adapters.helm.charts import ChartSource, ChartSourceError
+from pytest_cilium_upgrade.errors import GateError
 from pytest_cilium_upgrade.gate.settings import Settings
+from pytest_cilium_upgrade.gate.state import UpgradeState
 from pytest_cilium_upgrade.options import OPTIONS_BY_ATTR
 
 __all__ = ["input_problems"]
@@ -44,4 +47,12 @@ def input_problems(settings: Settings) -> list[str]:
                 read_values(Path(path))
             except ValuesUnreadable as exc:
                 problems.append(f"{origin('values_file')}: {exc}")
+    # a post-only run judges against what pre recorded: a malformed record is one line
+    # now, not the same failure in every post check
+    # (special files are refused by the checks of the files we write; never read them)
+    if settings.phase == "post" and not settings.perform_upgrade and settings.state_file.is_file():
+        try:
+            UpgradeState.load(Path(settings.state_file))
+        except GateError as exc:
+            problems.append(f"{origin('state_file')}: {exc}")
     return problems

@@ -124,31 +124,37 @@ CASES = (
     Case(
         "state-file-of-other-types",
         "`--cilium-phase=post --cilium-state-file=<path>`, its `revision` a string",
-        "GateError: state file <dir>/state-bad.json is malformed: revision is a str; run the"
-        " pre phase again",
+        f"ERROR: --cilium-state-file {CL}: state file <dir>/state-bad.json is malformed:"
+        " revision is a str; run the pre phase again",
+        exit=USAGE,
         args=POST,
         prepare=_state({**STATE, "revision": "three"}),
     ),
     Case(
         "state-file-restarts-of-other-types",
         "`--cilium-phase=post --cilium-state-file=<path>`, a restart count a string",
-        "GateError: state file <dir>/state-bad.json is malformed: agent_restarts is not a"
-        " mapping of pod names to restart counts; run the pre phase again",
+        f"ERROR: --cilium-state-file {CL}: state file <dir>/state-bad.json is malformed:"
+        " agent_restarts is not a mapping of pod names to restart counts; run the pre phase"
+        " again",
+        exit=USAGE,
         args=POST,
         prepare=_state({**STATE, "agent_restarts": {"cilium-x": "many"}}),
     ),
     Case(
         "state-file-not-json",
         "`--cilium-phase=post --cilium-state-file=<path>`, not JSON",
-        "GateError: cannot read state file <dir>/state-bad.json: Expecting property name"
-        " enclosed in double quotes: line 1 column 2 (char 1)",
+        f"ERROR: --cilium-state-file {CL}: cannot read state file <dir>/state-bad.json:"
+        " Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        exit=USAGE,
         args=POST,
         prepare=_state("{not json"),
     ),
     Case(
         "state-file-of-another-tool",
         "`--cilium-phase=post --cilium-state-file=<path>`, another tool's JSON",
-        "GateError: state file <dir>/state-bad.json is not a pytest-cilium-upgrade state file",
+        f"ERROR: --cilium-state-file {CL}: state file <dir>/state-bad.json is not a"
+        " pytest-cilium-upgrade state file",
+        exit=USAGE,
         args=POST,
         prepare=_state({"apiVersion": "v1", "kind": "Config"}),
     ),
