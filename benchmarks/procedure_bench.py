@@ -21,10 +21,13 @@ of the pre-flight logging ``All CCNPs and CNPs valid!``.
 Both are timed as processes, start to exit, and must end with the release at ``--to``;
 their CPU time (user + system, with every helm and kubectl process they ran) is
 measured too: on a machine shared with other work, wall times follow the load and
-CPU times much less.
-Prints each run, the medians, the ratio gate/script, and where each spent its time
+CPU times much less. ``--gate-from NAME=DIR`` runs a copy of the package instead of the
+installed one (repeat it to compare two copies in the same rounds).
+
+Prints each run, the medians, the ratios to the script, and where each spent its time
 (median per step). ``--profile DIR`` also runs the gate once more under cProfile and
-``-X importtime`` (untimed) and writes both to DIR. Asserts nothing about speed.
+``-X importtime`` (untimed) and writes both to DIR; with ``--rounds 0`` it only does
+that. Asserts nothing about speed.
 """
 
 from __future__ import annotations
