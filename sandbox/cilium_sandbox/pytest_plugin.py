@@ -127,13 +127,18 @@ def cilium_charts(pytestconfig: pytest.Config) -> RealCharts:
     return RealCharts(archives, used)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def cilium_chart_repo(
     pytestconfig: pytest.Config,
     cilium_charts: RealCharts,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ChartRepository]:
-    """The real charts as a Helm repository on 127.0.0.1 (``.url``), for the whole session."""
+    """The real charts as a Helm repository on 127.0.0.1 (``.url``), one for each test.
+
+    A test of its own: no test sees another's server, added versions or downloads, and
+    one that ends a server (a signal, a crash) cannot leave the next without one. Its
+    index takes well under a second to build.
+    """
     try:
         helm3 = next(c for c in components() if c.name == "helm3")
         helm = Builder().ensure(helm3) / "helm"
