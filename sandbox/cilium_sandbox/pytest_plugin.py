@@ -127,10 +127,22 @@ def cilium_charts(pytestconfig: pytest.Config) -> RealCharts:
     return RealCharts(archives, used)
 
 
+@pytest.fixture(scope="session")
+def cilium_chart_repo_helm() -> Path:
+    """The helm that indexes the loopback repositories, found once for the session
+    (before any test points the cache elsewhere)."""
+    try:
+        helm3 = next(c for c in components() if c.name == "helm3")
+        return Builder().ensure(helm3) / "helm"
+    except SandboxError as exc:
+        pytest.fail(f"cannot serve the real Cilium charts: {exc}", pytrace=False)
+
+
 @pytest.fixture
 def cilium_chart_repo(
     pytestconfig: pytest.Config,
     cilium_charts: RealCharts,
+    cilium_chart_repo_helm: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ChartRepository]:
     """The real charts as a Helm repository on 127.0.0.1 (``.url``), one for each test.
@@ -140,11 +152,9 @@ def cilium_chart_repo(
     index takes well under a second to build.
     """
     try:
-        helm3 = next(c for c in components() if c.name == "helm3")
-        helm = Builder().ensure(helm3) / "helm"
         repo = ChartRepository(
             cilium_charts.uncounted(),
-            helm=helm,
+            helm=cilium_chart_repo_helm,
             directory=tmp_path_factory.mktemp("chart-repo"),
         ).start()
     except SandboxError as exc:
