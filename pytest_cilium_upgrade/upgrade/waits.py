@@ -12,12 +12,14 @@ listed again and nothing accumulates). Progress lines are bounded in time rather
 in events: the first state, then at most one line every :data:`PROGRESS_EVERY_S`
 seconds with the counts of the moment, and the healthy state at once, so a large
 rollout writes a line a second or so however fast its pods turn ready, and the wait
-notices readiness with the event that reports it. A change not yet shown when the
-wait ends without becoming healthy is shown before the failure.
+notices readiness with the event that reports it. A change held back is shown once its
+second has passed, whether or not another event comes (a timer, since the watch blocks
+until the next one), and before the failure when the wait ends unhealthy.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
@@ -28,6 +30,9 @@ from pytest_cilium_upgrade.snapshot.model import JSONDict, Pod, Workload
 from pytest_cilium_upgrade.upgrade.outcomes import StepFailed
 
 Progress = Callable[[str], None]
+Cancel = Callable[[], None]
+# ``schedule(delay, action)`` runs ``action`` in ``delay`` seconds unless cancelled
+Schedule = Callable[[float, Callable[[], None]], Cancel]
 PROGRESS_EVERY_S = 1.0
 _TAIL_PODS = 5
 _TAIL_LINES = 8
@@ -60,6 +65,7 @@ class RolloutWait:
         redactor: Callable[[], Redactor],
         every: float = PROGRESS_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
+        schedule: Schedule | None = None,
     ) -> None:
         self.kube = kube
         self.ns = namespace
@@ -68,6 +74,7 @@ class RolloutWait:
         self.redactor = redactor
         self.every = every
         self.clock = clock
+        self.schedule = schedule or _later
 
     def wait(
         self,
@@ -89,7 +96,22 @@ class RolloutWait:
             if optional:
                 return ""
             raise StepFailed(f"{kind} {name} not found in namespace {self.ns}")
-        lines = _Lines(self.progress, self.every, self.clock)
+        lines = _Lines(self.progress, self.every, self.clock, self.schedule)
+        try:
+            return self._watch(kind, name, label, deadline, selector, remaining, lines)
+        finally:
+            lines.close()
+
+    def _watch(
+        self,
+        kind: str,
+        name: str,
+        label: str,
+        deadline: float,
+        selector: str,
+        remaining: float,
+        lines: _Lines,
+    ) -> str:
         workload: Workload | None = None
         try:
             for obj in self.kube.watch_workload(kind, self.ns, name, max(1.0, remaining)):
@@ -151,36 +173,79 @@ class RolloutWait:
         return [redactor.redact(d) for d in details]
 
 
+def _later(delay: float, action: Callable[[], None]) -> Cancel:
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
+    return timer.cancel
+
+
 class _Lines:
     """Progress lines, at most one every ``every`` seconds but the first and the last.
 
-    A line that changes sooner is held; the next event after ``every`` has passed shows
-    the line of that moment, and :meth:`flush` shows a held one when the wait ends.
+    A line that changes sooner is held, and shown when its second has passed: by the
+    next event after that, or by a timer if none comes (the watch blocks until the next
+    event, which may be minutes away in a stalled rollout). :meth:`flush` shows a held
+    line at once; :meth:`close` cancels the timer. A lock keeps the timer's line and the
+    wait's from interleaving.
     """
 
-    def __init__(self, progress: Progress, every: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, progress: Progress, every: float, clock: Callable[[], float], schedule: Schedule
+    ) -> None:
         self.progress = progress
         self.every = every
         self.clock = clock
+        self.schedule = schedule
         self.shown = ""
         self.held = ""
         self.at: float | None = None
+        self.lock = threading.Lock()
+        self.cancel: Cancel | None = None
+        self.closed = False
 
     def show(self, line: str, *, final: bool = False) -> None:
-        if line == self.shown:
-            self.held = ""
-            return
-        now = self.clock()
-        if final or self.at is None or now - self.at >= self.every:
-            self.progress(line)
-            self.shown, self.held, self.at = line, "", now
-        else:
-            self.held = line
+        with self.lock:
+            if line == self.shown:
+                self.held = ""
+                return
+            now = self.clock()
+            if final or self.at is None or now - self.at >= self.every:
+                self._write(line, now)
+            else:
+                self.held = line
+                self._due_in(self.at + self.every - now)
 
     def flush(self) -> None:
-        if self.held:
-            self.progress(self.held)
-            self.shown, self.held = self.held, ""
+        with self.lock:
+            if self.held:
+                self._write(self.held, self.clock())
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            if self.cancel is not None:
+                self.cancel()
+                self.cancel = None
+
+    def _write(self, line: str, now: float) -> None:
+        self.progress(line)
+        self.shown, self.held, self.at = line, "", now
+
+    def _due_in(self, delay: float) -> None:
+        if self.cancel is None and not self.closed:
+            self.cancel = self.schedule(max(0.0, delay), self._due)
+
+    def _due(self) -> None:
+        with self.lock:
+            self.cancel = None
+            if not self.held or self.closed or self.at is None:
+                return
+            now = self.clock()
+            if now - self.at >= self.every:
+                self._write(self.held, now)
+            else:  # a line was shown since the timer was set: wait for its second
+                self._due_in(self.at + self.every - now)
 
 
 def _events_for(events: Iterable[Mapping[str, Any]], pod: str) -> list[str]:

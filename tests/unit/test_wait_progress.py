@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +106,40 @@ class Rollout:
         return ""
 
 
-def waiting(rollout: Rollout, clock: Clock) -> tuple[RolloutWait, list[str]]:
+class Timers:
+    """The wait's timer, on the test's clock: :meth:`fire` runs what is due."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.pending: list[tuple[float, Callable[[], None]]] = []
+        self.delays: list[float] = []
+
+    def __call__(self, delay: float, action: Callable[[], None]) -> Callable[[], None]:
+        entry = (self.clock.now + delay, action)
+        self.pending.append(entry)
+        self.delays.append(delay)
+        return lambda: self.pending.remove(entry) if entry in self.pending else None
+
+    def fire(self) -> None:
+        due = [e for e in self.pending if e[0] <= self.clock.now]
+        for entry in due:
+            self.pending.remove(entry)
+            entry[1]()
+
+
+def waiting(
+    rollout: Rollout, clock: Clock, timers: Timers | None = None
+) -> tuple[RolloutWait, list[str]]:
     lines: list[str] = []
-    wait = RolloutWait(rollout, NS, 600, progress=lines.append, redactor=Redactor, clock=clock)
+    wait = RolloutWait(
+        rollout,
+        NS,
+        600,
+        progress=lines.append,
+        redactor=Redactor,
+        clock=clock,
+        schedule=timers or Timers(clock),
+    )
     return wait, lines
 
 
@@ -154,6 +187,76 @@ def test_a_change_held_back_is_shown_before_the_failure_and_pods_are_described_b
     assert events == stuck
     assert [name for name, _ in rollout.calls].count("list_pods") == 1
     assert info.value.details[1] == "  event Warning Unhealthy: Readiness probe failed"
+
+
+class Stalls(Rollout):
+    """0/8, then 1/8 a tenth of a second later, then no event for a minute."""
+
+    def __init__(self, clock: Clock, timers: Timers) -> None:
+        super().__init__(clock, range(0), step=0, desired=8)
+        self.timers = timers
+        self.seen_while_stalled: list[str] = []
+        self.lines: list[str] = []
+
+    def watch_workload(
+        self, kind: str, namespace: str, name: str, timeout_s: float
+    ) -> Iterator[dict[str, Any]]:
+        yield daemonset(0, updated=8, desired=8)
+        self.clock.now += 0.1
+        yield daemonset(1, updated=8, desired=8)
+        for _ in range(60):  # the watch blocks; the timer runs meanwhile
+            self.clock.now += 1
+            self.timers.fire()
+        self.seen_while_stalled = list(self.lines)
+
+
+def test_a_change_held_back_is_shown_when_its_second_passes_without_another_event() -> None:
+    clock = Clock()
+    timers = Timers(clock)
+    rollout = Stalls(clock, timers)
+    wait, lines = waiting(rollout, clock, timers)
+    rollout.lines = lines
+    with pytest.raises(StepFailed):
+        wait.wait("DaemonSet", "cilium", "agent", clock.now + 600, "k8s-app=cilium")
+    assert rollout.seen_while_stalled == ["agent 0/8 ready…", "agent 1/8 ready…"]
+    assert lines == rollout.seen_while_stalled  # not shown a second time at the failure
+    assert timers.delays == [pytest.approx(0.9)]
+    assert timers.pending == []
+
+
+class StallsForReal(Rollout):
+    """The same stall with the real clock and timer: the watch waits for the held line."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(Clock(), range(0), step=0, desired=8)
+        self.lines = lines
+        self.shown_while_blocked = False
+
+    def watch_workload(
+        self, kind: str, namespace: str, name: str, timeout_s: float
+    ) -> Iterator[dict[str, Any]]:
+        yield daemonset(0, updated=8, desired=8)
+        yield daemonset(1, updated=8, desired=8)
+        stop = time.monotonic() + 10
+        while time.monotonic() < stop and len(self.lines) < 2:
+            time.sleep(0.01)
+        self.shown_while_blocked = len(self.lines) == 2
+        yield daemonset(8, updated=8, desired=8)
+
+
+def test_the_timer_shows_the_held_line_from_its_own_thread() -> None:
+    lines: list[str] = []
+    rollout = StallsForReal(lines)
+    threads = threading.active_count()
+    wait = RolloutWait(rollout, NS, 600, progress=lines.append, redactor=Redactor, every=0.05)
+    done = wait.wait("DaemonSet", "cilium", "agent", time.monotonic() + 600, "k8s-app=cilium")
+    assert done == "DaemonSet cilium: 8/8 ready"
+    assert rollout.shown_while_blocked, lines
+    assert lines == ["agent 0/8 ready…", "agent 1/8 ready…", "agent 8/8 ready"]
+    deadline = time.monotonic() + 10
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == threads  # no timer left behind
 
 
 class ErrorThenState:
