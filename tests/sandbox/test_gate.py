@@ -158,7 +158,16 @@ def cluster(
 
 
 def _secret_lists(sandbox: Sandbox) -> float:
-    """LIST secrets the apiserver has served so far (every client)."""
+    """LIST secrets the apiserver has served so far (every client).
+
+    Other tests' namespaces are deleted without waiting, and the namespace controller
+    lists the secrets of each while it empties it: the count starts once none is left.
+    """
+    deadline = time.monotonic() + 120
+    terminating = "jsonpath={.items[?(@.status.phase=='Terminating')].metadata.name}"
+    while sandbox.kubectl("get", "namespaces", "-o", terminating).strip():
+        assert time.monotonic() < deadline, "namespaces still terminating after 120s"
+        time.sleep(0.5)
     total = 0.0
     for line in sandbox.kubectl("get", "--raw", "/metrics").splitlines():
         if (
