@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pytest_cilium_upgrade import checks, defaults
 from pytest_cilium_upgrade.adapters.files import read_yaml_quietly, write_values_snapshot
@@ -41,6 +41,11 @@ from pytest_cilium_upgrade.snapshot.read import (
 )
 from pytest_cilium_upgrade.upgrade.steps import UpgradeFlow
 from pytest_cilium_upgrade.versions import Version
+
+if TYPE_CHECKING:  # built on first use: a run that collects nothing never imports them
+    from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
+    from pytest_cilium_upgrade.adapters.helm.client import Helm
+    from pytest_cilium_upgrade.adapters.kube import Kube
 
 
 def check_params(
@@ -92,12 +97,12 @@ class GateSession:
         self._params = check_params(settings)
         self._snapshots: dict[Phase, ClusterSnapshot] = {}
         self._results: list[tuple[CheckSpec, CheckResult]] = []
-        self._cluster: Any = None
-        self._helm: Any = None
+        self._cluster: Kube | None = None
+        self._helm: Helm | None = None
         self._cluster_error: str | None = None
         self._helm_error: str | None = None
         self._adapters_built = False
-        self._chart: Any = None
+        self._chart: ChartSource | None = None
         self._release_records: str | None = None
         self.snapshot_outcome: str | None = None
         self._snapshot_write_error = ""
@@ -144,7 +149,7 @@ class GateSession:
             self._chart = None
 
     @property
-    def cluster(self) -> Any:
+    def cluster(self) -> Kube | None:
         self._adapters()
         return self._cluster
 
@@ -284,6 +289,8 @@ class GateSession:
         self._snapshot_write_error = ""
         reader: ReleaseReader | None = None
         try:
+            if self._helm is None:
+                raise GateError(self._helm_error or "no usable helm client")
             reader = release_reader(self._helm, self._cluster, request)
             if reader.status(s.release, s.namespace) is None:
                 raise GateError(f"release {s.release} not found in namespace {s.namespace}")

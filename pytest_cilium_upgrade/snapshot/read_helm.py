@@ -25,6 +25,7 @@ from pytest_cilium_upgrade.snapshot.readers import (
     ClusterReader,
     CollectRequest,
     HelmReader,
+    RecordLister,
     ReleaseReader,
 )
 from pytest_cilium_upgrade.snapshot.workers import Workers
@@ -39,7 +40,7 @@ class RecordReleases:
     """
 
     def __init__(
-        self, lister: ClusterReader, namespace: str, releases: Sequence[str], kind: str
+        self, lister: RecordLister, namespace: str, releases: Sequence[str], kind: str
     ) -> None:
         self.namespace = namespace
         self._revisions = release_records.revisions(

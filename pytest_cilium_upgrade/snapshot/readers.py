@@ -17,7 +17,13 @@ from pytest_cilium_upgrade.snapshot.model import JSONDict
 T = TypeVar("T")
 
 
-class ClusterReader(Protocol):
+class RecordLister(Protocol):
+    def list_release_records(
+        self, namespace: str, releases: Iterable[str], kind: str = "Secret"
+    ) -> list[JSONDict]: ...
+
+
+class ClusterReader(RecordLister, Protocol):
     def server_version(self) -> str: ...
     def api_versions(self) -> list[str]: ...
     def access_reviews(
@@ -30,9 +36,6 @@ class ClusterReader(Protocol):
     def pod_log(
         self, namespace: str, pod: str, container: str, *, previous: bool = False
     ) -> str | None: ...
-    def list_release_records(
-        self, namespace: str, releases: Iterable[str], kind: str = "Secret"
-    ) -> list[JSONDict]: ...
 
 
 @runtime_checkable

@@ -36,7 +36,7 @@ class UpgradeLock:
 
     def __init__(
         self,
-        kube: LeaseClient,
+        kube: LeaseClient | None,
         namespace: str,
         duration_s: int,
         *,
@@ -51,6 +51,8 @@ class UpgradeLock:
 
     def take(self) -> None:
         """Hold the Lease (or renew it); StepFailed when another run holds it."""
+        if self.kube is None:
+            raise StepFailed("refusing to upgrade: no cluster to hold the upgrade Lease in")
         holder = self.holder or holder_identity()
         asked = self.clock()
         try:
@@ -71,7 +73,7 @@ class UpgradeLock:
     def release(self) -> str | None:
         """Give the Lease up; why it could not be (it then expires by itself), or None."""
         holder = self.holder
-        if holder is None:
+        if holder is None or self.kube is None:
             return None
         self.holder = None
         self._taken_at = None

@@ -18,12 +18,13 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from bad_input_fakes import FakeApi, api, write_kubeconfig
 
 from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.adapters.helm.client import Helm
 from pytest_cilium_upgrade.adapters.helm.commands import HelmCommand
 from pytest_cilium_upgrade.adapters.kube import Kube
 from pytest_cilium_upgrade.errors import GateError, NoAnswer
@@ -33,6 +34,7 @@ from pytest_cilium_upgrade.gate.settings import Settings
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.snapshot.read import CollectRequest, collect
 from pytest_cilium_upgrade.snapshot.workers import Workers
+from pytest_cilium_upgrade.upgrade.ports import FlowHelm
 from pytest_cilium_upgrade.upgrade.steps import UpgradeFlow
 
 __all__ = ["api"]  # the fixture, for the tests below
@@ -199,7 +201,7 @@ def _flow(helm: RecordingHelm) -> UpgradeFlow:
     flow = UpgradeFlow(
         Settings(perform_upgrade=True, timeout=600),
         None,
-        helm,
+        cast(FlowHelm, helm),
         None,
         progress=print,
         redactor=Redactor,
@@ -257,7 +259,7 @@ def test_an_interrupted_runs_note_names_the_snapshot_only_when_it_was_written(
     settings = Settings(perform_upgrade=True, values_snapshot=tmp_path / "values.yaml")
     gate = GateSession(settings)
     monkeypatch.setattr(gate, "_adapters", lambda: None)
-    gate._helm = helm
+    gate._helm = cast(Helm, helm)
     flow = gate.flow
     flow.state = replace(flow.state, running="prepare::snapshot_values", pre_revision=3)
     flow.state.snapshot_written = written

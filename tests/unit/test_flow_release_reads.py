@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 from test_release_records import release, secret
 
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.gate.settings import Settings
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.upgrade.steps import StepFailed, UpgradeFlow
@@ -88,7 +89,7 @@ def _flow(tmp_path: Path, kube: Any, helm: Any, records: str | None) -> UpgradeF
         settings,
         kube,
         helm,
-        chart=object(),
+        chart=cast(ChartSource, object()),
         progress=lambda _: None,
         redactor=Redactor,
         release_records=records,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from pytest_cilium_upgrade.errors import ApiUnreachable
 from pytest_cilium_upgrade.gate.settings import Settings
 from pytest_cilium_upgrade.redact import Redactor
+from pytest_cilium_upgrade.upgrade.ports import FlowCluster
 from pytest_cilium_upgrade.upgrade.steps import StepFailed, UpgradeFlow
 
 NS = "kube-system"
@@ -91,7 +92,7 @@ def wait(kube: FakeKube) -> tuple[str, list[str]]:
     progress: list[str] = []
     flow = UpgradeFlow(
         Settings(namespace=NS, timeout=20),
-        kube,
+        cast(FlowCluster, kube),
         helm=None,
         chart=None,
         progress=progress.append,

@@ -14,9 +14,13 @@ import json
 import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from gate_harness import Gate, JSONDict, new_gate
+
+if TYPE_CHECKING:
+    from pytest_cilium_upgrade.adapters.helm.client import Helm
 
 pytest_plugins = ["pytester"]
 
@@ -165,7 +169,7 @@ def test_the_redactor_knows_the_secrets_helm_parsed_from_set_items(tmp_path: Pat
         {"cluster": {"name": "a", "id": 2}, "hubble": {"tls": {"server": {"key": secret}}}}
     )
     session._adapters_built = True
-    session._helm = helm
+    session._helm = cast("Helm", helm)
     redactor = session.redactor()
     assert secret not in redactor.redact(
         f"helm upgrade --set hubble.tls.server.key={secret},cluster.id=2"
@@ -192,7 +196,7 @@ def test_without_a_snapshot_helm_is_not_asked(tmp_path: Path) -> None:
     session = GateSession(settings)
     helm = _MergingHelm({"a": 1})
     session._adapters_built = True
-    session._helm = helm
+    session._helm = cast("Helm", helm)
     intended = session.intended_values()
     assert intended is not None
     assert (intended.values, intended.overrides) == (None, 1)
