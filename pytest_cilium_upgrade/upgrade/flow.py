@@ -62,6 +62,7 @@ class FlowState:
     preflight_removed: bool = False
     upgraded_revision: int | None = None
     upgrade_attempted: bool = False
+    upgrade_failed: bool = False  # helm upgrade ended in an error
     rolled_back: bool = False
     running: str | None = None
     failed_phases: set[str] = field(default_factory=set)

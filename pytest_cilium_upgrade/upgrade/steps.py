@@ -231,6 +231,9 @@ class UpgradeFlow(FlowBase):
         self.state.upgrade_attempted = True
         try:
             helm.execute(command)
+        except BaseException:
+            self.state.upgrade_failed = True
+            raise
         finally:
             release = self._release(s.release)
             if release is not None and release.revision != self.state.pre_revision:
@@ -243,6 +246,9 @@ class UpgradeFlow(FlowBase):
             return "would wait for the agent DaemonSet, operator and envoy to roll out"
         if not self.state.upgrade_attempted:
             raise StepSkipped("no upgrade was made")
+        if self.state.upgrade_failed:
+            # a rollout of what helm half-applied proves nothing: roll back at once
+            raise StepSkipped("helm upgrade failed; nothing to wait for")
         return self._wait_components()
 
     def _wait_components(self) -> str:
