@@ -206,6 +206,7 @@ class GatePlugin:
         end_running()
 
     def pytest_unconfigure(self) -> None:
+        self.gate.close()
         if self._sigterm is not None:  # None: a handler not set from Python, left as is
             signal.signal(signal.SIGTERM, self._sigterm)
 

@@ -148,6 +148,16 @@ class GateSession:
             self._helm_error = str(exc)
             self._chart = None
 
+    def close(self) -> None:
+        """The run is over: close the cluster client's connections.
+
+        Requests still under way on abandoned reader threads (after an interruption)
+        keep their own connections and end with the process.
+        """
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.close()
+
     @property
     def cluster(self) -> Kube | None:
         self._adapters()

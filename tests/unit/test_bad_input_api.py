@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bad_input_fakes import Case, Env, FakeApi, api, doc_rows, release_secret, run_case
+from bad_input_fakes import (
+    Case,
+    Env,
+    FakeApi,
+    api,
+    doc_rows,
+    release_secret,
+    run_case,
+    run_gate,
+)
 
 pytest_plugins = ["pytester"]
 __all__ = ["api"]  # the fixture, for the tests below
@@ -186,3 +195,23 @@ def test_an_endpoint_that_is_no_api_server_gets_one_verdict(
     # the cluster is read once (a 502 is tried 4 times, as any 5xx)
     assert env.api.count("GET /version/") == (4 if "502" in case.id else 1)
     assert "<html" not in outcome.text.lower()  # a page is summed up, never pasted
+
+
+def test_a_run_closes_its_cluster_client(
+    env: Env, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API client's connections are closed when the run ends, not left to the
+    garbage collector (which would warn about each socket, maybe inside a later test)."""
+    from pytest_cilium_upgrade.adapters.kube import Kube
+
+    closed: list[Kube] = []
+    close = Kube.close
+
+    def recording_close(self: Kube) -> None:
+        closed.append(self)
+        close(self)
+
+    monkeypatch.setattr(Kube, "close", recording_close)
+    outcome = run_gate(pytester, env, "--cilium-phase=pre", "-k", "cluster_reachable")
+    assert outcome.ret == 0, outcome.text
+    assert len(closed) == 1
