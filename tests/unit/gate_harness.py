@@ -345,6 +345,9 @@ DATA = json.loads((HERE / "fake_cluster.json").read_text())
 class FakeCluster:
     server = "https://fake-apiserver.example:6443"
 
+    def close(self):
+        pass
+
     def server_version(self):
         return DATA["server_version"]
 
