@@ -4,8 +4,9 @@
 pytest (command line and ini), :class:`pytest_cilium_upgrade.gate.settings.Settings`
 resolves them with the precedence command line > environment variable > ini
 option > default, and :mod:`pytest_cilium_upgrade.tools.options_doc` renders the
-table the documentation shows. The values are parsed by
-:mod:`pytest_cilium_upgrade.option_parsers`.
+table the documentation shows. What an option is (:class:`OptionSpec`, where a value
+came from) is said in :mod:`pytest_cilium_upgrade.option_spec`; the values are parsed
+by :mod:`pytest_cilium_upgrade.option_parsers`.
 
 Every pytest run of an environment that has the plugin installed loads this module
 (the entry point registers the options), so it stays light.
@@ -14,11 +15,8 @@ Every pytest run of an environment that has the plugin installed loads this modu
 from __future__ import annotations
 
 import argparse
-import enum
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 import pytest
@@ -30,7 +28,6 @@ from pytest_cilium_upgrade.defaults import (
     VALUES_CHECK_POLICIES,
 )
 from pytest_cilium_upgrade.option_parsers import (
-    Parser,
     choice_of,
     parse_bool,
     parse_chart,
@@ -48,29 +45,22 @@ from pytest_cilium_upgrade.option_parsers import (
     parse_text,
     parse_version,
 )
+from pytest_cilium_upgrade.option_spec import IniValue, OptionSpec, Source, SourceKind, option
 
 __all__ = [
     "DEFAULT_PHASE",
-    "ENV_PREFIX",
     "GITHUB_STEP_SUMMARY_ENV",
     "GROUP",
-    "INI_PREFIX",
     "KUBECONFIG_ENV",
     "OPTIONS",
     "OPTIONS_BY_ATTR",
     "PHASE_CHOICES",
-    "OptionSpec",
     "PhaseChoice",
-    "Source",
-    "SourceKind",
     "register",
 ]
 
 GROUP: Final = "cilium-upgrade"
 GROUP_DESCRIPTION: Final = "Cilium upgrade gate"
-FLAG_PREFIX: Final = "--cilium-"
-ENV_PREFIX: Final = "CILIUM_UPGRADE_"
-INI_PREFIX: Final = "cilium_upgrade_"
 
 # The values of --cilium-phase: which check phases a run covers.
 PhaseChoice = Literal["pre", "post", "all"]
@@ -88,136 +78,7 @@ KUBECONFIG_ENV: Final = "KUBECONFIG"
 GITHUB_STEP_SUMMARY_ENV: Final = "GITHUB_STEP_SUMMARY"
 
 
-def _pytest_version() -> tuple[int, int]:
-    match = re.match(r"(\d+)\.(\d+)", pytest.__version__)
-    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-
-
-# From pytest 9.2 an ini option may take a union of scalar types: TOML-native
-# values (``cilium_upgrade_timeout = 60`` under ``[tool.pytest]``) then reach our
-# parsers instead of failing pytest's string check, while INI-style files still
-# deliver plain strings (the first member). Older pytest reads strings only.
-_INI_UNIONS: Final = _pytest_version() >= (9, 2)
-IniValue = Literal["text", "bool", "int", "number"]
-
-
-def _ini_type(value: IniValue) -> Any:
-    if not _INI_UNIONS or value == "text":
-        return None  # pytest's "string"
-    return {"bool": str | bool, "int": str | int, "number": str | int | float}[value]
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class SourceKind(enum.Enum):
-    """Where a resolved value came from."""
-
-    CLI = "command line"
-    ENV = "environment"
-    INI = "ini"
-    FALLBACK = "fallback"
-    DEFAULT = "default"
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a raw value came from, and the directory its relative paths are taken from."""
-
-    kind: SourceKind
-    description: str
-    base: Path
-
-
-Fallback = Callable[[pytest.Config, Mapping[str, str]], tuple[object, Source] | None]
-
-
 # --------------------------------------------------------------------------- the table
-
-OptionKind = Literal["enable", "bool", "value", "list"]
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One option: its command-line flag, environment variable, ini key and parser.
-
-    ``default`` is a raw value run through ``parse`` like any other (relative to
-    the rootdir); ``None`` means the setting is unset. ``fallback`` is consulted
-    between the ini option and the default.
-    """
-
-    flag: str
-    dest: str
-    attr: str
-    help: str
-    parse: Parser
-    default: object
-    env: str | None
-    ini: str | None
-    kind: OptionKind = "value"
-    choices: tuple[str, ...] = ()
-    metavar: str | None = None
-    default_doc: str | None = None
-    fallback: Fallback | None = None
-    # The TOML-native value types the ini option accepts besides strings.
-    ini_value: IniValue = "text"
-
-    @property
-    def flags(self) -> tuple[str, ...]:
-        """Every spelling on the command line (``--no-...`` for booleans)."""
-        if self.kind == "bool":
-            return (self.flag, "--no-" + self.flag.removeprefix("--"))
-        return (self.flag,)
-
-    def describe(self) -> str:
-        """The help text with the choices spelled out."""
-        text = self.help
-        if self.choices:
-            text += " One of " + ", ".join(f"`{c}`" for c in self.choices) + "."
-        return text
-
-    def default_text(self) -> str:
-        if self.default_doc is not None:
-            return self.default_doc
-        if self.default is None:
-            return "none"
-        if isinstance(self.default, bool):
-            return f"`{str(self.default).lower()}`"
-        return f"`{self.default}`"
-
-
-def _option(
-    name: str,
-    help: str,
-    parse: Parser,
-    default: object,
-    *,
-    attr: str | None = None,
-    kind: OptionKind = "value",
-    choices: tuple[str, ...] = (),
-    metavar: str | None = None,
-    default_doc: str | None = None,
-    fallback: Fallback | None = None,
-    cli_only: bool = False,
-    ini_value: IniValue = "text",
-) -> OptionSpec:
-    suffix = name.replace("-", "_")
-    return OptionSpec(
-        flag=FLAG_PREFIX + name,
-        dest="cilium_" + suffix,
-        attr=attr or suffix,
-        help=help,
-        parse=parse,
-        default=default,
-        env=None if cli_only else ENV_PREFIX + suffix.upper(),
-        ini=None if cli_only else INI_PREFIX + suffix,
-        kind=kind,
-        choices=choices,
-        metavar=metavar,
-        default_doc=default_doc,
-        fallback=fallback,
-        ini_value="bool" if kind != "value" else ini_value,
-    )
 
 
 def _kubeconfig_fallback(
@@ -239,7 +100,7 @@ def _kubeconfig_fallback(
 
 
 OPTIONS: Final[tuple[OptionSpec, ...]] = (
-    _option(
+    option(
         "upgrade",
         "Enable the gate: collect and run the built-in Cilium upgrade checks.",
         parse_bool,
@@ -248,7 +109,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         kind="enable",
         cli_only=True,
     ),
-    _option(
+    option(
         "phase",
         "Which checks to run: those before the upgrade, those after it, or both.",
         choice_of(PHASE_CHOICES),
@@ -256,7 +117,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         choices=PHASE_CHOICES,
         metavar="{" + ",".join(PHASE_CHOICES) + "}",
     ),
-    _option(
+    option(
         "kubeconfig",
         "Kubeconfig of the cluster under test: a file, or several separated as in $KUBECONFIG.",
         parse_kubeconfig,
@@ -268,7 +129,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         ),
         fallback=_kubeconfig_fallback,
     ),
-    _option(
+    option(
         "context",
         "Kubeconfig context to use.",
         parse_text,
@@ -276,28 +137,28 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         metavar="NAME",
         default_doc="the kubeconfig's current context",
     ),
-    _option(
+    option(
         "namespace",
         "Namespace of the Cilium and pre-flight Helm releases.",
         parse_namespace,
         defaults.DEFAULT_NAMESPACE,
         metavar="NAME",
     ),
-    _option(
+    option(
         "release",
         "Helm release of Cilium.",
         parse_release,
         defaults.DEFAULT_RELEASE,
         metavar="NAME",
     ),
-    _option(
+    option(
         "preflight-release",
         "Helm release the pre-flight check is installed as.",
         parse_release,
         defaults.DEFAULT_PREFLIGHT_RELEASE,
         metavar="NAME",
     ),
-    _option(
+    option(
         "chart",
         "Chart to upgrade to: a repository reference such as cilium/cilium, an oci://"
         " reference, or a chart directory or archive.",
@@ -305,7 +166,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         defaults.CHART_REF,
         metavar="CHART",
     ),
-    _option(
+    option(
         "chart-repo",
         "URL of the chart repository to take the chart from (a mirror, say):"
         " --cilium-chart then names the chart in it (cilium, or cilium/cilium)."
@@ -315,7 +176,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         None,
         metavar="URL",
     ),
-    _option(
+    option(
         "target-version",
         "Chart version to upgrade to (semantic version, optional v prefix)."
         " Checks that need it are skipped without it.",
@@ -323,14 +184,14 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         None,
         metavar="VERSION",
     ),
-    _option(
+    option(
         "allow-downgrade",
         "Accept a target version older than the running one.",
         parse_bool,
         False,
         kind="bool",
     ),
-    _option(
+    option(
         "values-snapshot",
         "File holding the release's values saved before the upgrade"
         " (sensitive: it may contain keys and certificates).",
@@ -338,21 +199,21 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         DEFAULT_VALUES_SNAPSHOT,
         metavar="PATH",
     ),
-    _option(
+    option(
         "write-snapshot",
         "Write the values snapshot from the live release's values.",
         parse_bool,
         False,
         kind="bool",
     ),
-    _option(
+    option(
         "overwrite-snapshot",
         "Replace an existing values snapshot when writing it (needs --cilium-write-snapshot).",
         parse_bool,
         False,
         kind="bool",
     ),
-    _option(
+    option(
         "preflight-coverage",
         "What agent nodes the pre-flight cannot run on mean: a warning (warn)"
         " or a failure (strict).",
@@ -361,7 +222,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         choices=COVERAGE_POLICIES,
         metavar="{" + ",".join(COVERAGE_POLICIES) + "}",
     ),
-    _option(
+    option(
         "values-check",
         "What values set for the release that the target chart no longer defines"
         " (not in its values.yaml or values.schema.json) mean: a warning (warn) or a"
@@ -371,7 +232,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         choices=VALUES_CHECK_POLICIES,
         metavar="{" + ",".join(VALUES_CHECK_POLICIES) + "}",
     ),
-    _option(
+    option(
         "max-agent-restarts",
         "Restarts per agent pod tolerated after the upgrade (0 or more).",
         parse_non_negative_int,
@@ -379,7 +240,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         metavar="N",
         ini_value="int",
     ),
-    _option(
+    option(
         "timeout",
         "Seconds to wait for workloads to become ready (more than 0).",
         parse_positive_seconds,
@@ -387,7 +248,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         metavar="SECONDS",
         ini_value="number",
     ),
-    _option(
+    option(
         "request-timeout",
         "Seconds allowed for each Kubernetes API request (more than 0, at most --cilium-timeout).",
         parse_positive_seconds,
@@ -395,14 +256,14 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         metavar="SECONDS",
         ini_value="number",
     ),
-    _option(
+    option(
         "helm",
         "Helm 3 or 4 binary: a name looked up on PATH, or a path.",
         parse_executable,
         DEFAULT_HELM,
         metavar="PATH",
     ),
-    _option(
+    option(
         "summary",
         "Write a Markdown summary to this file"
         " ($GITHUB_STEP_SUMMARY is written as well when it is set).",
@@ -410,14 +271,14 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         None,
         metavar="PATH",
     ),
-    _option(
+    option(
         "state-file",
         "File that carries what the pre phase recorded to the post phase.",
         parse_path,
         DEFAULT_STATE_FILE,
         metavar="PATH",
     ),
-    _option(
+    option(
         "perform-upgrade",
         "Run the whole gated upgrade: save the values, install the pre-flight release,"
         " wait, pre checks, uninstall the pre-flight, helm upgrade, wait, post checks,"
@@ -427,7 +288,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         False,
         kind="bool",
     ),
-    _option(
+    option(
         "dry-run",
         "With --cilium-perform-upgrade: print the plan and the exact helm commands,"
         " change nothing.",
@@ -435,14 +296,14 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         False,
         kind="bool",
     ),
-    _option(
+    option(
         "keep-preflight",
         "Leave the pre-flight release installed after the pre checks (for debugging).",
         parse_bool,
         False,
         kind="bool",
     ),
-    _option(
+    option(
         "values-file",
         "Extra values file for helm upgrade, after the snapshot (repeatable; one per"
         " line in the environment or ini). With --cilium-perform-upgrade, or with"
@@ -454,7 +315,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         metavar="PATH",
         default_doc="none",
     ),
-    _option(
+    option(
         "set",
         "Extra KEY=VALUE for helm upgrade --set, applied last (repeatable; one per line"
         " in the environment or ini). Used as --cilium-values-file is.",
@@ -464,7 +325,7 @@ OPTIONS: Final[tuple[OptionSpec, ...]] = (
         metavar="KEY=VALUE",
         default_doc="none",
     ),
-    _option(
+    option(
         "upgrade-compatibility",
         "Passed to the upgrade as upgradeCompatibility: the Cilium version first"
         " installed in the cluster, whose defaults to keep.",
@@ -479,6 +340,24 @@ OPTIONS_BY_ATTR: Final = {spec.attr: spec for spec in OPTIONS}
 
 
 # --------------------------------------------------------------------------- registration
+
+
+def _pytest_version() -> tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", pytest.__version__)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+# From pytest 9.2 an ini option may take a union of scalar types: TOML-native
+# values (``cilium_upgrade_timeout = 60`` under ``[tool.pytest]``) then reach our
+# parsers instead of failing pytest's string check, while INI-style files still
+# deliver plain strings (the first member). Older pytest reads strings only.
+_INI_UNIONS: Final = _pytest_version() >= (9, 2)
+
+
+def _ini_type(value: IniValue) -> Any:
+    if not _INI_UNIONS or value == "text":
+        return None  # pytest's "string"
+    return {"bool": str | bool, "int": str | int, "number": str | int | float}[value]
 
 
 def register(parser: pytest.Parser) -> None:

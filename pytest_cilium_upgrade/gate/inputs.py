@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_cilium_upgrade.adapters.files import ValuesUnreadable, read_values
-from pytest_cilium_upgrade.adapters.helm.charts import ChartSource, ChartSourceError
+from pytest_cilium_upgrade.adapters.helm.chart_refs import ChartSourceError
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.errors import GateError
 from pytest_cilium_upgrade.gate.settings import Settings
 from pytest_cilium_upgrade.gate.state import UpgradeState

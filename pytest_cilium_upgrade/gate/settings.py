@@ -36,6 +36,7 @@ from pytest_cilium_upgrade.defaults import (
     ValuesCheckPolicy,
 )
 from pytest_cilium_upgrade.option_parsers import ParseContext, absolute_path
+from pytest_cilium_upgrade.option_spec import OptionSpec, Source, SourceKind
 from pytest_cilium_upgrade.options import (
     DEFAULT_HELM,
     DEFAULT_KUBECONFIG,
@@ -48,10 +49,7 @@ from pytest_cilium_upgrade.options import (
     KUBECONFIG_ENV,
     OPTIONS,
     OPTIONS_BY_ATTR,
-    OptionSpec,
     PhaseChoice,
-    Source,
-    SourceKind,
 )
 from pytest_cilium_upgrade.phases import Phase
 from pytest_cilium_upgrade.versions import Version

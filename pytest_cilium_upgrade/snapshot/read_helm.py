@@ -10,7 +10,7 @@ from typing import Any
 
 from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.adapters.helm import records as release_records
-from pytest_cilium_upgrade.adapters.helm.charts import not_in_local_index
+from pytest_cilium_upgrade.adapters.helm.chart_refs import not_in_local_index
 from pytest_cilium_upgrade.errors import GateError, HelmFailed
 from pytest_cilium_upgrade.snapshot.model import (
     ChartRender,

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cilium_upgrade.adapters.helm.charts import (
-    ChartSource,
+from pytest_cilium_upgrade.adapters.helm.chart_refs import (
     ChartSourceError,
-    ChartSourceKind,
     check_repo_url,
     not_in_local_index,
 )
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource, ChartSourceKind
 from pytest_cilium_upgrade.adapters.helm.client import Helm
 from pytest_cilium_upgrade.adapters.helm.commands import PRIVATE_REPO
 from pytest_cilium_upgrade.errors import HelmFailed, NotFound

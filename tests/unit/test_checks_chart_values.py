@@ -21,11 +21,9 @@ from gate_harness import Gate, new_gate
 from helm_fakes import Recorder, fake_helm, helm_script
 
 from pytest_cilium_upgrade import defaults
-from pytest_cilium_upgrade.adapters.helm.charts import (
-    ChartSource,
-    ChartSourceError,
-    read_chart_files,
-)
+from pytest_cilium_upgrade.adapters.helm.chart_files import read_chart_files
+from pytest_cilium_upgrade.adapters.helm.chart_refs import ChartSourceError
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.adapters.helm.client import Helm
 from pytest_cilium_upgrade.checks.chart_values import (
     ChartDefinition,

@@ -10,13 +10,9 @@ import pytest
 import yaml
 from helm_fakes import CHART_VERSIONS, CHARTS
 
-from pytest_cilium_upgrade.adapters.helm.charts import (
-    ChartSource,
-    ChartSourceError,
-    ChartSourceKind,
-    check_reuse_values,
-    load_local_chart,
-)
+from pytest_cilium_upgrade.adapters.helm.chart_files import load_local_chart
+from pytest_cilium_upgrade.adapters.helm.chart_refs import ChartSourceError, check_reuse_values
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource, ChartSourceKind
 from pytest_cilium_upgrade.errors import GateError
 from pytest_cilium_upgrade.versions import Version
 

@@ -128,6 +128,7 @@ def test_the_entry_point_loads_no_gate_machinery() -> None:
         "pytest_cilium_upgrade.hookspecs",
         "pytest_cilium_upgrade.marker",
         "pytest_cilium_upgrade.option_parsers",
+        "pytest_cilium_upgrade.option_spec",
         "pytest_cilium_upgrade.options",
         "pytest_cilium_upgrade.phases",
         "pytest_cilium_upgrade.plugin",

@@ -9,18 +9,18 @@ import pytest
 from pytest_cilium_upgrade.redact import (
     REDACTED,
     Redactor,
-    collect_secrets,
+    kubeconfig_secrets,
+    redact,
+    set_item_secrets,
+    url_without_userinfo,
+    values_secrets,
+)
+from pytest_cilium_upgrade.redact.collect import collect_secrets, set_item_pieces, set_key_path
+from pytest_cilium_upgrade.redact.rules import (
     is_secret_value,
     is_sensitive_path,
     key_words,
-    kubeconfig_secrets,
     looks_like_blob,
-    redact,
-    set_item_pieces,
-    set_item_secrets,
-    set_key_path,
-    url_without_userinfo,
-    values_secrets,
 )
 
 PEM = (

@@ -2,11 +2,11 @@
 reference, a directory of versions, one chart.
 
 A :class:`ChartSource` is parsed from what the user gave and tells which chart versions
-it offers and which argument(s) Helm takes for one of them. Local charts are read here
-(``Chart.yaml`` of a directory or a packaged ``.tgz``); the versions of a repo reference
+it offers and which argument(s) Helm takes for one of them. Local charts are read by
+:mod:`.chart_files` (``Chart.yaml`` of a directory or a packaged ``.tgz``), a repository
+URL and a version are checked by :mod:`.chart_refs`; the versions of a repo reference
 come from ``helm search repo``, through the narrow :class:`RepoSearch` a source is bound
-to, so this module knows nothing of the Helm client. :func:`check_reuse_values` says
-whether ``--reuse-values`` may carry values from one chart version to another.
+to, so this module knows nothing of the Helm client.
 
 The remote kinds, as Helm 3 and 4 take them:
 
@@ -24,34 +24,32 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import functools
 import os
 import re
-import tarfile
 import tempfile
-import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Protocol
 
-import yaml
-
-from pytest_cilium_upgrade import defaults, yamltext
-from pytest_cilium_upgrade.errors import GateError, NotFound
-from pytest_cilium_upgrade.versions import Version, VersionError
+from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.adapters.helm.chart_files import (
+    TGZ_SUFFIXES,
+    LocalChart,
+    load_local_chart,
+    read_chart_files,
+)
+from pytest_cilium_upgrade.adapters.helm.chart_refs import (
+    ChartSourceError,
+    check_repo_url,
+    parse_version,
+)
+from pytest_cilium_upgrade.errors import NotFound
+from pytest_cilium_upgrade.versions import Version
 
 _REPO_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 _CHART_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 OCI_PREFIX = "oci://"
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/]*@")
-REPO_URL_SCHEMES = ("https://", "http://")
-_TGZ_SUFFIXES = (".tgz", ".tar.gz")
-
-
-class ChartSourceError(GateError, ValueError):
-    """A chart source or chart version that cannot be used, with the reason."""
 
 
 class RepoSearch(Protocol):
@@ -84,164 +82,6 @@ class ChartSourceKind(enum.Enum):
 
 
 _REMOTE = (ChartSourceKind.REPO, ChartSourceKind.REPO_URL, ChartSourceKind.OCI)
-
-
-@dataclass(frozen=True)
-class LocalChart:
-    """One chart on disk and the version its ``Chart.yaml`` declares."""
-
-    path: Path
-    name: str
-    version: Version
-
-
-def _chart_yaml_text(path: Path) -> str:
-    if path.is_dir():
-        chart_yaml = path / "Chart.yaml"
-        if not chart_yaml.is_file():
-            raise ChartSourceError(f"{path} has no Chart.yaml")
-        return chart_yaml.read_text(errors="replace")
-    return _chart_yaml_from_archive(path)
-
-
-# A directory of versions is scanned several times a run (the chart source, the render,
-# the versions on offer): each text is parsed once. Keyed on the text, never on file
-# times, whose resolution lets a quick rewrite look unchanged.
-@functools.lru_cache(maxsize=256)
-def _parse_chart_yaml(where: str, text: str) -> Mapping[str, Any]:
-    try:
-        data = yamltext.load(text)
-    except yaml.YAMLError as exc:
-        raise ChartSourceError(f"Chart.yaml of {where} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ChartSourceError(f"Chart.yaml of {where} is not a mapping")
-    return MappingProxyType(data)
-
-
-def _chart_yaml_from_archive(path: Path) -> str:
-    try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                parts = member.name.strip("/").split("/")
-                if len(parts) == 2 and parts[1] == "Chart.yaml" and member.isfile():
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        return handle.read().decode(errors="replace")
-    except (tarfile.TarError, OSError) as exc:
-        raise ChartSourceError(f"{path} is not a packaged Helm chart: {exc}") from exc
-    raise ChartSourceError(f"{path} is not a packaged Helm chart: no <chart>/Chart.yaml inside")
-
-
-# A chart's own files are small (Cilium's values.yaml is a few hundred kB): anything
-# larger is not read whole.
-_CHART_FILE_MAX = 16 * 1024 * 1024
-
-
-def read_chart_files(path: Path, names: Sequence[str]) -> dict[str, str | None]:
-    """The top-level files ``names`` of the chart at ``path`` (directory or ``.tgz``).
-
-    None for a file the chart does not have; :class:`ChartSourceError` when the chart
-    cannot be read.
-    """
-    found: dict[str, str | None] = dict.fromkeys(names)
-    try:
-        if path.is_dir():
-            for name in names:
-                file = path / name
-                if file.is_file():
-                    found[name] = _bounded_text(file.stat().st_size, file.read_bytes, file)
-            return found
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                parts = member.name.strip("/").split("/")
-                if len(parts) != 2 or parts[1] not in found or not member.isfile():
-                    continue
-                handle = archive.extractfile(member)
-                if handle is not None:
-                    found[parts[1]] = _bounded_text(member.size, handle.read, path)
-    except (tarfile.TarError, OSError) as exc:
-        raise ChartSourceError(f"cannot read the chart {path}: {exc}") from exc
-    return found
-
-
-def _bounded_text(size: int, read: Callable[[], bytes], where: Path) -> str:
-    if size > _CHART_FILE_MAX:
-        raise ChartSourceError(f"a file of the chart {where} is over {_CHART_FILE_MAX} bytes")
-    return read().decode(errors="replace")
-
-
-def load_local_chart(path: Path) -> LocalChart:
-    """Read name and version of the chart at ``path`` (directory or ``.tgz``)."""
-    data = _parse_chart_yaml(str(path), _chart_yaml_text(path))
-    raw = data.get("version")
-    if raw is None:
-        raise ChartSourceError(f"Chart.yaml of {path} has no version")
-    try:
-        version = Version.parse(str(raw))
-    except VersionError as exc:
-        raise ChartSourceError(
-            f"Chart.yaml of {path} has version {raw!r}, which is not a semantic version"
-        ) from exc
-    return LocalChart(path, str(data.get("name") or ""), version)
-
-
-def check_repo_url(url: str) -> str:
-    """A chart repository URL as Helm's ``--repo`` takes it, or :class:`ChartSourceError`.
-
-    Credentials in it are refused: the URL is part of every helm command, and commands
-    are shown in reports and dry runs.
-    """
-    text = url.strip()
-    shown = repr(_USERINFO.sub(r"\1***@", text))  # messages never quote credentials
-    if not text.startswith(REPO_URL_SCHEMES):
-        raise ChartSourceError(f"chart repository URL {shown} must start with https:// or http://")
-    if any(ch.isspace() for ch in text):
-        raise ChartSourceError(f"chart repository URL {shown} holds white space")
-    try:
-        parts = urllib.parse.urlsplit(text)
-        host, _ = parts.hostname, parts.port  # a port that is no number raises here
-    except ValueError as exc:
-        raise ChartSourceError(f"chart repository URL {shown} is not valid: {exc}") from exc
-    if parts.username is not None or parts.password is not None:
-        raise ChartSourceError(
-            "the chart repository URL holds credentials, which every helm command and"
-            " report would show: add the repository to helm yourself (`helm repo add NAME"
-            " URL --username USER --password-stdin`) and give --cilium-chart NAME/cilium"
-        )
-    if not host:
-        raise ChartSourceError(f"chart repository URL {shown} names no host")
-    if parts.query or parts.fragment:
-        raise ChartSourceError(
-            f"chart repository URL {shown} has a query or fragment: Helm appends"
-            " /index.yaml to the URL's path"
-        )
-    return text
-
-
-# What helm prints when a repository chart's version is not in its local index of the
-# repository: Helm 3.1x and 4 (``chart "cilium" matching 1.20.0 not found in cilium index.
-# (try 'helm repo update')``), and older Helm 3 (``failed to download "cilium/cilium" at
-# version "1.20.0"``).
-_NOT_IN_INDEX = (
-    re.compile(r'chart "[^"]+" matching \S+ not found in \S+ index'),
-    re.compile(r'failed to download "[^"]+"'),
-)
-
-
-def not_in_local_index(stderr: str) -> bool:
-    """Whether helm failed because its local index of a repository lacks the version
-    asked for (an index older than the version, or a version never published)."""
-    return any(pattern.search(stderr) for pattern in _NOT_IN_INDEX)
-
-
-def parse_version(text: str) -> Version:
-    """A chart version as given by a user (``1.15.1`` or ``v1.15.1``)."""
-    try:
-        return Version.parse(text)
-    except VersionError as exc:
-        raise ChartSourceError(
-            f"chart version {text!r} is not a semantic version (e.g. 1.16.3)"
-        ) from exc
 
 
 @dataclass(frozen=True)
@@ -296,7 +136,7 @@ class ChartSource:
             "/" in text
             or os.sep in text
             or text.startswith((".", "~"))
-            or text.endswith(_TGZ_SUFFIXES)
+            or text.endswith(TGZ_SUFFIXES)
         ):
             raise ChartSourceError(f"chart path {text} does not exist")
         raise ChartSourceError(
@@ -343,7 +183,7 @@ class ChartSource:
     def _local(cls, path: Path, spec: str) -> ChartSource:
         resolved = path.resolve()
         if resolved.is_file():
-            if not resolved.name.endswith(_TGZ_SUFFIXES):
+            if not resolved.name.endswith(TGZ_SUFFIXES):
                 raise ChartSourceError(
                     f"chart path {spec} is a file but not a packaged chart (.tgz)"
                 )
@@ -522,38 +362,4 @@ class ChartSource:
         raise ChartSourceError(
             f"chart directory {self.spec} has no chart for version {wanted} "
             f"(available: {available}){detail}"
-        )
-
-
-# --------------------------------------------------------------------------- reuse-values
-
-
-def check_reuse_values(current: str | Version | None, target: str | Version) -> None:
-    """Refuse ``--reuse-values`` unless the chart version stays the same.
-
-    ``--reuse-values`` keeps the old chart's values and drops every new default of the
-    target chart, which breaks rendering across minors (cilium/cilium#18115, #33841) and
-    within one as well: the real 1.15.19 templates read ``sysctlfix``, which 1.15.0's
-    values lack. The upgrade guide calls it safe only when the chart version does not
-    change. Save the values with ``helm get values`` and pass them with ``-f`` instead.
-    """
-    target_v = target if isinstance(target, Version) else parse_version(target)
-    if current is None or (isinstance(current, str) and not current.strip()):
-        raise ValueError(
-            "reuse_values needs the installed chart version to check that it does not "
-            "change; pass current_version"
-        )
-    current_v = current if isinstance(current, Version) else Version.try_parse(current)
-    if current_v is None:
-        raise ValueError(
-            f"reuse_values refused: the installed chart version {current!r} is not a "
-            "semantic version, so a version change cannot be ruled out"
-        )
-    if current_v != target_v:
-        raise ValueError(
-            f"reuse_values refused for {current_v} -> {target_v}: --reuse-values keeps the "
-            f"old chart's values and drops every new default of the {target_v} chart, which "
-            "breaks rendering (cilium/cilium#18115, #33841). Save the values with "
-            "`helm get values <release> -o yaml`, review "
-            "them for removed or renamed keys, and pass them as a values file instead"
         )

@@ -20,11 +20,8 @@ from typing import Any
 
 import yaml
 
-from pytest_cilium_upgrade.adapters.helm.charts import (
-    ChartSource,
-    check_reuse_values,
-    parse_version,
-)
+from pytest_cilium_upgrade.adapters.helm.chart_refs import check_reuse_values, parse_version
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.adapters.helm.values import PROBE_RELEASE
 from pytest_cilium_upgrade.redact import Redactor
 from pytest_cilium_upgrade.versions import Version
