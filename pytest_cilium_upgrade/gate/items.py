@@ -146,8 +146,8 @@ class StepItem(pytest.Item):
         if isinstance(excinfo.value, StepFailed):
             lines = [excinfo.value.summary, *(f"  {d}" for d in excinfo.value.details)]
             return redact("\n".join(lines))
-        if isinstance(excinfo.value, GateError):
-            return redact(f"{type(excinfo.value).__name__}: {excinfo.value}")
+        if isinstance(excinfo.value, GateError):  # its message is written for the user
+            return redact(str(excinfo.value))
         return redact(str(super().repr_failure(excinfo, style=style)))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -218,8 +218,8 @@ class CheckItem(pytest.Item):
             return "\n".join([result.summary, *(f"  {d}" for d in result.details)])
         if isinstance(excinfo.value, StepFailed):  # run out of order
             return "\n".join([excinfo.value.summary, *(f"  {d}" for d in excinfo.value.details)])
-        if isinstance(excinfo.value, GateError):
-            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        if isinstance(excinfo.value, GateError):  # its message is written for the user
+            return str(excinfo.value)
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

@@ -23,6 +23,7 @@ CASE_MODULES = (
     *sorted((ROOT / "tests" / "unit").glob("test_bad_input_*.py")),
     ROOT / "tests" / "unit" / "test_written_files.py",
     ROOT / "tests" / "sandbox" / "test_signals.py",
+    ROOT / "tests" / "sandbox" / "test_bad_input.py",
 )
 TABLE_CHECK = "test_the_reliability_doc_lists_every_case"
 
