@@ -11,6 +11,7 @@ from typing import Any
 from pytest_cilium_upgrade import defaults
 from pytest_cilium_upgrade.adapters.helm import records as release_records
 from pytest_cilium_upgrade.adapters.helm.chart_refs import not_in_local_index
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.errors import GateError, HelmFailed
 from pytest_cilium_upgrade.snapshot.model import (
     ChartRender,
@@ -191,7 +192,8 @@ def _render(
     for the cluster's Kubernetes version and API versions, as ``helm upgrade`` would."""
     target = request.target_version
     snapshot = request.values_snapshot
-    if target is None or snapshot is None or capabilities is None:
+    chart = request.chart
+    if target is None or snapshot is None or chart is None or capabilities is None:
         return {}
     try:
         cluster = capabilities.result()
@@ -220,7 +222,7 @@ def _render(
     try:
         helm.template(
             request.release,
-            request.chart,
+            chart,
             target,
             request.namespace,
             values_files=[os.fspath(snapshot), *map(os.fspath, request.extra_values_files)],
@@ -229,15 +231,15 @@ def _render(
             api_versions=cluster.api_versions,
         )
     except HelmFailed as exc:
-        return outcome(_index_hint(request.chart, target, exc.stderr) + exc.stderr)
+        return outcome(_index_hint(chart, target, exc.stderr) + exc.stderr)
     except GateError as exc:
         return outcome(str(exc))
     return outcome(None)
 
 
-def _index_hint(chart: Any, version: str, stderr: str) -> str:
+def _index_hint(chart: ChartSource, version: str, stderr: str) -> str:
     """Why Helm could not download a repository chart's version, and what to run."""
-    repo = getattr(chart, "repo_name", None)
+    repo = chart.repo_name
     if repo is None or not not_in_local_index(stderr):
         return ""
     return (

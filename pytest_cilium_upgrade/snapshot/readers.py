@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.snapshot.model import JSONDict
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ class HelmReader(ReleaseReader, Protocol):
     def template(
         self,
         release: str,
-        chart: Any,
+        chart: ChartSource,
         version: str,
         namespace: str,
         values_files: Sequence[str] = (),
@@ -86,7 +87,7 @@ class CollectRequest:
     preflight_release: str = defaults.DEFAULT_PREFLIGHT_RELEASE
     values_snapshot: Path | None = None
     target_version: str | None = None
-    chart: Any = None  # a helm.ChartSource; rendered with the snapshot when given
+    chart: ChartSource | None = None  # rendered with the snapshot when given
     # what the upgrade will add on top of the snapshot, rendered with it
     extra_values_files: tuple[Path, ...] = ()
     extra_sets: tuple[str, ...] = ()

@@ -405,6 +405,8 @@ class FakeHelm:
 
 
 class FakeChart:
+    repo_name = None  # a chart on disk
+
     def versions(self):
         return DATA["chart_versions"]
 

@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from test_release_records import release, secret
 
 from pytest_cilium_upgrade import defaults
+from pytest_cilium_upgrade.adapters.helm.charts import ChartSource
 from pytest_cilium_upgrade.errors import (
     ApiError,
     ApiUnreachable,
@@ -290,6 +291,8 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
     snapshot_file.write_text("ipam: {mode: kubernetes}\n")
 
     class Chart:
+        repo_name = None  # a chart on disk
+
         def versions(self) -> list[str]:
             return ["1.15.18", "1.16.15"]
 
@@ -302,7 +305,7 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
         helm,
         CollectRequest(
             release_records="Secret",
-            chart=Chart(),
+            chart=cast(ChartSource, Chart()),
             target_version="1.16.15",
             values_snapshot=snapshot_file,
         ),
@@ -315,6 +318,8 @@ def test_the_render_runs_with_the_reads_and_its_failure_is_recorded(tmp_path: An
 
 
 class _Chart:
+    repo_name = None  # a chart on disk
+
     def versions(self) -> list[str]:
         return ["1.19.6", "1.20.0"]
 
@@ -327,7 +332,7 @@ def _render_request(tmp_path: Path) -> CollectRequest:
     snapshot_file.write_text("ipam: {mode: kubernetes}\n")
     return CollectRequest(
         release_records="Secret",
-        chart=_Chart(),
+        chart=cast(ChartSource, _Chart()),
         target_version="1.20.0",
         values_snapshot=snapshot_file,
     )
